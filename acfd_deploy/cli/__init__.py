@@ -1,0 +1,1 @@
+"""Command-line tools: thin shells over functions that the tests call directly."""

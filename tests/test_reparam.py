@@ -1,0 +1,93 @@
+"""The reparameterization pass on whole networks (DESIGN.md section 8 tolerances)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import acfd_deploy
+from acfd_deploy.calibrate import smooth_random_images
+from acfd_deploy.model.layers import ACB, FixedFusion, LevelConvAct, WeightedFusion
+from acfd_deploy.reparam import is_reparameterized
+
+from .helpers import BOX_RTOL, SCORE_ATOL, max_box_rel_diff, max_score_diff
+
+SIZES = [(640, 640), (480, 645), (333, 517)]
+
+
+def _outputs(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        return model(images)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_tiny_folded_matches_training_graph(tiny_model: nn.Module, size: tuple[int, int]) -> None:
+    images = smooth_random_images(2, *size, seed=11)
+    ref_boxes, ref_scores = _outputs(tiny_model, images)
+    boxes, scores = _outputs(acfd_deploy.reparameterize(tiny_model), images)
+    assert max_score_diff(ref_scores, scores) <= SCORE_ATOL
+    assert max_box_rel_diff(ref_boxes, boxes) <= BOX_RTOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", SIZES)
+def test_paper_folded_matches_training_graph(paper_model: nn.Module, size: tuple[int, int]) -> None:
+    images = smooth_random_images(2, *size, seed=12)
+    ref_boxes, ref_scores = _outputs(paper_model, images)
+    boxes, scores = _outputs(acfd_deploy.reparameterize(paper_model), images)
+    assert max_score_diff(ref_scores, scores) <= SCORE_ATOL
+    assert max_box_rel_diff(ref_boxes, boxes) <= BOX_RTOL
+
+
+def test_whole_network_fold_is_exact_in_float64(tiny_model: nn.Module) -> None:
+    train64 = _copy_double(tiny_model)
+    images = smooth_random_images(2, 157, 203, seed=3).double()
+    ref_boxes, ref_scores = _outputs(train64, images)
+    boxes, scores = _outputs(acfd_deploy.reparameterize(train64), images)
+    assert max_score_diff(ref_scores, scores) <= 1e-10
+    assert max_box_rel_diff(ref_boxes, boxes) <= 1e-10
+
+
+def _copy_double(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).double().eval()
+
+
+def test_folded_structure(tiny_model: nn.Module) -> None:
+    folded = acfd_deploy.reparameterize(tiny_model)
+    assert is_reparameterized(folded) and not is_reparameterized(tiny_model)
+    assert not folded.training
+    kinds = {type(m) for m in folded.modules()}
+    assert not kinds & {nn.BatchNorm2d, ACB, WeightedFusion}
+    convs = [m for m in folded.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.kernel_size in ((3, 3), (1, 1)) and c.bias is not None for c in convs)
+    assert any(isinstance(m, FixedFusion) for m in folded.modules())
+    # per-level BN in the head becomes one conv per level
+    levels = tiny_model.config.num_levels
+    level_convs = [m for m in folded.head.modules() if isinstance(m, LevelConvAct)]
+    assert len(level_convs) == tiny_model.config.head_layers and all(len(m.convs) == levels for m in level_convs)
+    # three ACB convs become one: the folded graph has fewer conv layers than the training graph
+    n_train = sum(isinstance(m, nn.Conv2d) for m in tiny_model.modules())
+    assert len(convs) < n_train
+
+
+def test_input_model_is_untouched(tiny_model: nn.Module) -> None:
+    model = acfd_deploy.build_model("acfd-tiny").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    types_before = [type(m) for m in model.modules()]
+    acfd_deploy.reparameterize(model)
+    assert model.training, "the pass must restore the caller's train/eval mode"
+    assert [type(m) for m in model.modules()] == types_before
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_folding_twice_changes_nothing(tiny_model: nn.Module) -> None:
+    once = acfd_deploy.reparameterize(tiny_model)
+    twice = acfd_deploy.reparameterize(once)
+    a, b = once.state_dict(), twice.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    images = smooth_random_images(1, 160, 190, seed=5)
+    assert torch.equal(_outputs(once, images)[1], _outputs(twice, images)[1])

@@ -1,0 +1,49 @@
+"""One call from a path to a runner, whatever the artifact: ``load_runner(path)``.
+
+The ONNX Runtime and TensorRT runners are imported only when asked for, so this module
+never needs onnxruntime or TensorRT to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.base import Runner
+
+TORCH_SUFFIXES = (".pth", ".pt", ".safetensors")
+# suffix -> (module, class names it may export, first found wins)
+BACKENDS = {
+    ".onnx": ("acfd_deploy.runtime.onnx_runner", ("OnnxRuntimeRunner",)),
+    ".plan": ("acfd_deploy.runtime.tensorrt_runner", ("TensorRTRunner", "TrtRunner", "TensorrtRunner")),
+}
+
+
+def load_runner(path: str | os.PathLike[str], device: str = "cpu") -> Runner:
+    """A runner for a ``.pth``/``.pt``/``.safetensors`` checkpoint (reparameterized, then
+    run in PyTorch), an ``.onnx`` file (ONNX Runtime) or a ``.plan`` engine (TensorRT)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise AcfdError(f"model file not found: {path}")
+    if suffix in TORCH_SUFFIXES:
+        from acfd_deploy import load_model, reparameterize
+        from acfd_deploy.runtime.torch_runner import TorchRunner
+
+        return TorchRunner(reparameterize(load_model(path)), device=device, name=f"torch-{device}:{path.name}")
+    if suffix not in BACKENDS:
+        raise AcfdError(f"unknown model type {path.suffix!r} for {path}; expected one of {', '.join(TORCH_SUFFIXES + tuple(BACKENDS))}")
+    module_name, class_names = BACKENDS[suffix]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise AcfdError(f"the {suffix} backend is not available here ({exc.name} is missing)") from None
+    runner_cls = next((getattr(module, n) for n in class_names if hasattr(module, n)), None)
+    if runner_cls is None:
+        raise AcfdError(f"the {suffix} backend is not available here ({module_name} has no {' or '.join(class_names)})")
+    try:
+        return runner_cls(path, device=device)
+    except TypeError:  # a runner without a device argument (ONNX Runtime picks providers itself)
+        return runner_cls(path)

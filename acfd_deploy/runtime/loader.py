@@ -7,6 +7,7 @@ never needs onnxruntime or TensorRT to import.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from pathlib import Path
 
@@ -43,7 +44,11 @@ def load_runner(path: str | os.PathLike[str], device: str = "cpu") -> Runner:
     runner_cls = next((getattr(module, n) for n in class_names if hasattr(module, n)), None)
     if runner_cls is None:
         raise AcfdError(f"the {suffix} backend is not available here ({module_name} has no {' or '.join(class_names)})")
+    params = inspect.signature(runner_cls).parameters
+    takes_device = "device" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     try:
-        return runner_cls(path, device=device)
-    except TypeError:  # a runner without a device argument (ONNX Runtime picks providers itself)
-        return runner_cls(path)
+        return runner_cls(path, device=device) if takes_device else runner_cls(path)
+    except AcfdError:
+        raise
+    except Exception as exc:  # a corrupt or foreign file is bad input (exit 2), not a crash; --debug shows the chain
+        raise AcfdError(f"cannot load {path} with {runner_cls.__name__}: {' '.join(str(exc).split())[:200] or type(exc).__name__}") from exc

@@ -148,7 +148,7 @@ def _body(args: argparse.Namespace) -> int:
 
     if sizes:
         for label, boxes in (("ground-truth", gt_boxes), ("predicted", pred_boxes)):
-            n_out, n_img = check_inside(Annotations(kind="val", boxes=boxes), sizes, clip=True)  # type: ignore[arg-type]
+            n_out, n_img = check_inside(Annotations(kind="val", boxes=boxes), sizes, clip=True)
             if n_out:
                 _warn(f"{n_out} {label} box(es) on {n_img} image(s) reach outside their image; clipped to it")
     unknown = [n for n in pred_boxes if n not in gt_boxes]

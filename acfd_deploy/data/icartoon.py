@@ -148,13 +148,12 @@ def _check_row(row: list[str], width: int, kind: str) -> str | None:
         return f"wrong column count (expected {width})"
     if not row[0]:
         return "empty image name"
-    numbers = [_parse_float(v) for v in row[1:5]]
-    if any(v is None for v in numbers):
+    if any(_parse_float(v) is None for v in row[1:5]):
         return "non-numeric or non-finite coordinate"
-    x1, y1, x2, y2 = numbers  # type: ignore[misc]
-    if x2 < x1:  # type: ignore[operator]
+    x1, y1, x2, y2 = (float(v) for v in row[1:5])
+    if x2 < x1:
         return "box with x2 < x1"
-    if y2 < y1:  # type: ignore[operator]
+    if y2 < y1:
         return "box with y2 < y1"
     if kind == "det" and _parse_float(row[6]) is None:
         return "non-numeric or non-finite score"

@@ -58,7 +58,7 @@ def _background(rng: np.random.Generator, height: int, width: int, cfg: SynthCon
     """Smooth colour fields at a random coarseness, then clutter shapes on top."""
     cells = int(rng.integers(2, 10))
     coarse = rng.integers(0, 256, size=(cells, cells, 3), dtype=np.uint8)
-    image = Image.fromarray(coarse).resize((width, height), Image.BILINEAR)
+    image = Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(*cfg.clutter))):
         c = _color(rng)
@@ -214,7 +214,7 @@ def _draw_body(
     c = _color(rng)
     if head is not None:
         hx1, _, hx2, hy2 = head
-        cx, top = (hx1 + hx2) / 2, hy2 - 1
+        cx, top = (hx1 + hx2) / 2, float(hy2 - 1)
         w = (hx2 - hx1) * rng.uniform(0.9, 1.6)
         h = (hx2 - hx1) * rng.uniform(1.0, 2.0)
     else:
@@ -259,8 +259,8 @@ def _draw_face(
             for ex in (x1, x2):
                 draw.ellipse([ex - er, (y1 + y2) / 2 - er, ex + er, (y1 + y2) / 2 + er], fill=skin, outline=outline, width=line)
         else:
-            for ex in (x1 + w * 0.2, x2 - w * 0.2):
-                draw.polygon([(ex - er, y1 + h * 0.15), (ex, y1 - er * 1.2), (ex + er, y1 + h * 0.15)], fill=skin, outline=outline)
+            for ear_x in (x1 + w * 0.2, x2 - w * 0.2):
+                draw.polygon([(ear_x - er, y1 + h * 0.15), (ear_x, y1 - er * 1.2), (ear_x + er, y1 + h * 0.15)], fill=skin, outline=outline)
     if rng.random() < 0.75:
         draw.ellipse([x1, y1, x2, y2], fill=skin, outline=outline, width=line if has_outline else 0)
     else:

@@ -97,7 +97,7 @@ class Detector:
             per_scale = []
             orig_hw = None
             for size in self.config.scales:
-                batch, plans = preprocess_batch(chunk, size, self.config.keep_ratio, self.pixel_mean, self.min_size)  # type: ignore[arg-type]
+                batch, plans = preprocess_batch(chunk, size, self.config.keep_ratio, self.pixel_mean, self.min_size)
                 scale_xy, orig_hw = plan_arrays(plans)
                 boxes, scores = self._infer(batch)
                 per_scale.append((boxes, scores, scale_xy))

@@ -51,8 +51,7 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
                         f"{path}: {w}x{h} is {w * h / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP limit (decompression bomb?)"
                     )
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                return to_rgb_array(img)
+                return to_rgb_array(ImageOps.exif_transpose(img))
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

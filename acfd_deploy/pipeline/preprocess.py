@@ -68,7 +68,7 @@ def preprocess_batch(
         nw = tw if not keep_ratio else max(1, min(tw, round(w * plan.scale_x)))
         if keep_ratio:  # the factors actually applied after rounding to whole pixels
             plan = Resized(h, w, nh / h, nw / w)
-        resized = img if (nh, nw) == (h, w) else np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
+        resized = img if (nh, nw) == (h, w) else np.asarray(Image.fromarray(img).resize((nw, nh), Image.Resampling.BILINEAR))
         batch[i, :, :nh, :nw] = resized.transpose(2, 0, 1)
         plans.append(plan)
     return batch, plans

@@ -7,22 +7,31 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from acfd_deploy.cli.common import EXIT_OK, make_parser, positive_int, run
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.pipeline.detector import DEFAULT_SCALE, MS_TEST_SCALES, Detector, DetectorConfig
 
 PROG = "acfd-detect"
 
 
-def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
+def add_pipeline_args(parser: argparse.ArgumentParser, model_required: bool) -> None:
     """Options shared with acfd-eval --model: the model and how images reach it."""
     parser.add_argument(
-        "--model", required=False, help="weights: .pth/.pt/.safetensors (PyTorch), .onnx (ONNX Runtime) or .plan (TensorRT)"
+        "--model", required=model_required, help="weights: .pth/.pt/.safetensors (PyTorch), .onnx (ONNX Runtime) or .plan (TensorRT)"
     )
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument("--ms-test", action="store_true", help="the paper's multi-scale test: 480x645, 640x860 and 800x1075, merged")
     scale.add_argument(
-        "--imgsz", nargs=2, type=positive_int, metavar=("H", "W"), help="single test scale (default 640 860, the paper's middle scale)"
+        "--imgsz",
+        nargs=2,
+        type=positive_int,
+        default=list(DEFAULT_SCALE),
+        metavar=("H", "W"),
+        help="single test scale (the paper's middle one)",
     )
     parser.add_argument(
         "--keep-ratio",
@@ -34,11 +43,10 @@ def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def build_detector(args: argparse.Namespace):  # -> Detector (imported lazily: torch is slow to import)
-    from acfd_deploy.pipeline import DEFAULT_SCALE, MS_TEST_SCALES, Detector, DetectorConfig
+def build_detector(args: argparse.Namespace) -> Detector:
     from acfd_deploy.runtime.loader import load_runner
 
-    scales = MS_TEST_SCALES if args.ms_test else (tuple(args.imgsz) if args.imgsz else DEFAULT_SCALE,)
+    scales = MS_TEST_SCALES if args.ms_test else (tuple(args.imgsz),)
     runner = load_runner(args.model, device=args.device)
     return Detector(runner, DetectorConfig(scales=scales, keep_ratio=args.keep_ratio, batch_size=args.batch))
 
@@ -69,8 +77,6 @@ def _body(args: argparse.Namespace) -> int:
     from acfd_deploy.fileio import atomic_path
     from acfd_deploy.pipeline import ImageLoadError, draw_detections, find_images, load_image
 
-    if not args.model:
-        raise AcfdError("--model is required")
     if not 0.0 <= args.conf <= 1.0:
         raise AcfdError(f"--conf must be in [0, 1], got {args.conf}")
     paths = find_images(args.inputs)
@@ -80,7 +86,10 @@ def _body(args: argparse.Namespace) -> int:
     detector = build_detector(args)
     out = Path(args.out)
     annotated_dir = out / "annotated"
-    boxes, scores, records, errors = {}, {}, [], []
+    boxes: dict[str, np.ndarray] = {}
+    scores: dict[str, np.ndarray] = {}
+    records: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
     bar = tqdm(total=len(paths), desc="detect", unit="img", disable=True if args.no_progress else None, file=sys.stderr)
     for path, result in detector.detect_paths(paths):
         bar.update(1)
@@ -139,7 +148,7 @@ def _body(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = make_parser(PROG, "Detect cartoon faces: writes annotated images, detections.csv (challenge format) and detections.json.")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or directories of images")
-    add_pipeline_args(parser)
+    add_pipeline_args(parser, model_required=True)
     parser.add_argument(
         "--conf", type=float, default=0.5, help="score needed for a box to be drawn (the CSV and JSON keep every detection)"
     )

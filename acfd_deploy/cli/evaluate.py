@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gt", required=True, help="ground truth CSV (image,x1,y1,x2,y2[,face])")
     parser.add_argument("--pred", help="detections CSV (image,x1,y1,x2,y2,face,score)")
     parser.add_argument("--images", help="image directory: needed with --model; with --pred, boxes are checked against the image sizes")
-    add_pipeline_args(parser)
+    add_pipeline_args(parser, model_required=False)
     parser.add_argument("--save-pred", help="with --model: also write the detections CSV here")
     parser.add_argument("--json", help="write the metrics as JSON here")
     parser.add_argument("--plot", help="write the precision-recall curve as a PNG here")

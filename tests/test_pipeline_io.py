@@ -14,6 +14,11 @@ from acfd_deploy.errors import AcfdError
 from acfd_deploy.pipeline.io import ImageLoadError, find_images, image_size, iter_loaded, load_image
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk, to hand-craft files PIL will not write."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
 def _gradient(h: int = 30, w: int = 40) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]
     return np.stack([x * 6, y * 8, (x + y) * 3], axis=-1).astype(np.uint8)
@@ -60,6 +65,19 @@ def test_sixteen_bit_scaled_to_eight(tmp_path: Path) -> None:
     assert Image.open(tmp_path / "g16.png").mode.startswith("I")
     out = load_image(tmp_path / "g16.png")
     assert out.dtype == np.uint8 and out[0, :, 0].tolist() == [0, 100, 255]
+
+
+def test_sixteen_bit_rgb(tmp_path: Path) -> None:
+    h, w = 4, 3
+    arr = np.zeros((h, w, 3), dtype=">u2")
+    arr[..., 0], arr[..., 1] = 65535, 257 * 100
+    raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(h))
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)  # 16 bits per channel, RGB
+    (tmp_path / "rgb16.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+    )
+    out = load_image(tmp_path / "rgb16.png")
+    assert out.shape == (4, 3, 3) and out[0, 0].tolist() == [255, 100, 0]
 
 
 def test_cmyk_jpeg(tmp_path: Path) -> None:
@@ -109,11 +127,8 @@ def test_missing_and_directory(tmp_path: Path) -> None:
 
 
 def _png_header_only(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + _chunk(b"IEND", b"")
 
 
 def test_decompression_bomb_refused_before_decoding(tmp_path: Path) -> None:

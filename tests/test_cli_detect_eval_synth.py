@@ -271,3 +271,12 @@ def test_loader_picks_backend_and_turns_load_failures_into_bad_input(tmp_path: P
     assert isinstance(loader.load_runner(good), FakeRunner)
     with pytest.raises(AcfdError, match="cannot load .*bad.onnx with FakeRunner: protobuf parsing failed"):
         loader.load_runner(bad)
+
+
+def test_eval_negative_coordinates_warned_without_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gt = _write(tmp_path / "gt.csv", "a.jpg,-2,0,9,9,face\n")
+    pred = _write(tmp_path / "p.csv", "a.jpg,0,0,9,9,face,0.9\n")
+    assert evaluate.main(["--gt", str(gt), "--pred", str(pred)]) == 0
+    captured = capsys.readouterr()
+    assert "1 ground-truth box(es) on 1 image(s) reach outside their image" in captured.err
+    assert "AP50: 1.0000" in captured.out

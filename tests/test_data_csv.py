@@ -101,9 +101,15 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_check_inside_counts_and_clips() -> None:
     ann = Annotations(
         kind="val",
-        boxes={"a": np.array([[-3.0, 0, 10, 10], [0, 0, 5, 5]]), "b": np.array([[0.0, 0, 120, 10]]), "c": np.array([[0.0, 0, 500, 500]])},
+        boxes={
+            "d": np.array([[-2.0, -1, 8, 8]]),
+            "a": np.array([[-3.0, 0, 10, 10], [0, 0, 5, 5]]),
+            "b": np.array([[0.0, 0, 120, 10]]),
+            "c": np.array([[0.0, 0, 500, 500]]),
+        },
     )
     n_boxes, n_images = check_inside(ann, {"a": (50, 50), "b": (20, 100)})
-    assert (n_boxes, n_images) == (2, 2)
+    assert (n_boxes, n_images) == (3, 3)
+    assert ann.boxes["d"][0].tolist() == [0, 0, 8, 8]  # negative: outside whatever the size
     assert ann.boxes["a"][0].tolist() == [0, 0, 10, 10] and ann.boxes["b"][0].tolist() == [0, 0, 99, 10]
-    assert ann.boxes["c"][0].tolist() == [0, 0, 500, 500]  # size unknown: untouched
+    assert ann.boxes["c"][0].tolist() == [0, 0, 500, 500]  # size unknown: right/bottom unchecked

@@ -146,11 +146,10 @@ def _body(args: argparse.Namespace) -> int:
             if unreadable:
                 _warn(f"{len(unreadable)} image(s) in {images_dir} could not be read for their size ({_examples(unreadable)})")
 
-    if sizes:
-        for label, boxes in (("ground-truth", gt_boxes), ("predicted", pred_boxes)):
-            n_out, n_img = check_inside(Annotations(kind="val", boxes=boxes), sizes, clip=True)
-            if n_out:
-                _warn(f"{n_out} {label} box(es) on {n_img} image(s) reach outside their image; clipped to it")
+    for label, boxes in (("ground-truth", gt_boxes), ("predicted", pred_boxes)):
+        n_out, n_img = check_inside(Annotations(kind="val", boxes=boxes), sizes, clip=True)
+        if n_out:
+            _warn(f"{n_out} {label} box(es) on {n_img} image(s) reach outside their image; clipped to it")
     unknown = [n for n in pred_boxes if n not in gt_boxes]
     if unknown:
         n_boxes = sum(len(pred_boxes[n]) for n in unknown)

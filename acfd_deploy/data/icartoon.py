@@ -164,13 +164,14 @@ def check_inside(ann: Annotations, sizes: Mapping[str, tuple[int, int]], clip: b
     """Count (and optionally clip) boxes reaching outside their image; ``sizes`` is ``name -> (H, W)``.
 
     Returns ``(boxes outside, images affected)``. With the +1 convention the last
-    pixel column is ``W - 1``. Images without a known size are left alone.
+    pixel column is ``W - 1``. Negative coordinates are outside any image; the right
+    and bottom edges are checked only where the size is known.
     """
     boxes_out = images_out = 0
     for name, boxes in ann.boxes.items():
-        if name not in sizes or len(boxes) == 0:
+        if len(boxes) == 0:
             continue
-        h, w = sizes[name]
+        h, w = sizes.get(name, (math.inf, math.inf))
         bad = (boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > w - 1) | (boxes[:, 3] > h - 1)
         if bad.any():
             boxes_out += int(bad.sum())

@@ -1,0 +1,119 @@
+"""Small ONNX graph utilities: topological order, the network's trunk and its decode tail.
+
+The exported graph has two parts. The *trunk* is every node that feeds a convolution
+(normalization, backbone, ABi-FPN, head tower) plus the convolutions themselves. The
+*tail* is everything after the last convolutions: reshapes, anchor generation from the
+feature shapes (Shape / Range / Mul ...), box decoding (Exp, coordinate arithmetic) and
+the final sigmoid. Reduced precision belongs in the trunk; the tail stays fp32, because
+pixel coordinates up to a few thousand lose whole pixels in fp16 and an int8 score has
+only 256 levels.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import onnx
+
+
+def toposort(graph: onnx.GraphProto) -> None:
+    """Reorder ``graph.node`` topologically in place (stable: keeps the order where it can).
+
+    Converters that insert Cast nodes append them at the end, which onnx.checker rejects."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            missing = sorted({i for n in rest for i in n.input if i not in available})[:5]
+            raise ValueError(f"the graph has a cycle or undefined inputs: {', '.join(missing)}")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    return {out: node for node in graph.node for out in node.output}
+
+
+def _ancestors(starts: list[onnx.NodeProto], producers: dict[str, onnx.NodeProto]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(starts)
+    while stack:
+        node = stack.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        stack.extend(producers[i] for i in node.input if i in producers)
+    return seen
+
+
+def ensure_node_names(graph: onnx.GraphProto) -> None:
+    """Give every unnamed node a unique name (block lists and exclusions work by name)."""
+    used = {n.name for n in graph.node if n.name}
+    for i, node in enumerate(graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{i}"
+            while name in used:
+                name += "_"
+            node.name = name
+            used.add(name)
+
+
+def trunk_nodes(graph: onnx.GraphProto) -> set[str]:
+    """Names of the convolutions and every node that feeds one."""
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    return _ancestors(convs, _producers(graph))
+
+
+def tail_nodes(graph: onnx.GraphProto) -> list[str]:
+    """Names of the nodes after the last convolutions (anchors, decoding, sigmoid)."""
+    trunk = trunk_nodes(graph)
+    return [n.name for n in graph.node if n.name not in trunk]
+
+
+def prediction_convs(graph: onnx.GraphProto) -> list[str]:
+    """The head's final convolutions: those whose output reaches no other convolution."""
+    producers = _producers(graph)
+    feeders: set[str] = set()
+    for conv in (n for n in graph.node if n.op_type == "Conv"):
+        feeders |= _ancestors([producers[i] for i in conv.input if i in producers], producers)
+    return [n.name for n in graph.node if n.op_type == "Conv" and n.name not in feeders]
+
+
+def initializer_dtypes(model: onnx.ModelProto) -> Counter[str]:
+    """How many initializers of each dtype (e.g. ``{'float16': 198, 'float32': 14}``)."""
+    return Counter(onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in model.graph.initializer)
+
+
+def conv_weight_dtypes(model: onnx.ModelProto) -> Counter[str]:
+    """The dtype of every Conv's weight as the Conv sees it: an initializer's dtype, or
+    ``int8`` when the weight comes through a DequantizeLinear of an int8 initializer."""
+    inits = {t.name: t for t in model.graph.initializer}
+    producers = _producers(model.graph)
+    out: Counter[str] = Counter()
+    for node in model.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2:
+            continue
+        name = node.input[1]
+        src = producers.get(name)
+        if src is not None and src.op_type == "DequantizeLinear" and src.input[0] in inits:
+            out[onnx.helper.tensor_dtype_to_np_dtype(inits[src.input[0]].data_type).name] += 1
+        elif src is not None and src.op_type == "Cast":
+            out["cast:" + onnx.helper.tensor_dtype_to_np_dtype(src.attribute[0].i).name] += 1
+        elif name in inits:
+            out[onnx.helper.tensor_dtype_to_np_dtype(inits[name].data_type).name] += 1
+        else:
+            out["computed"] += 1
+    return out
+
+
+def op_counts(model: onnx.ModelProto) -> Counter[str]:
+    return Counter(n.op_type for n in model.graph.node)

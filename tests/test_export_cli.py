@@ -1,0 +1,208 @@
+"""acfd-export end to end on acfd-tiny (well-conditioned weights), through the command.
+
+One export (fp32 + fp16 + int8, batch 2, a non-square size that is no multiple of 128)
+is made once per session; the tests then check what it wrote and how its artifacts
+behave at other sizes and batches than the ones it was made at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import acfd_deploy
+from acfd_deploy import parity
+from acfd_deploy.calibrate import smooth_random_images
+from acfd_deploy.cli.export import main
+from acfd_deploy.export.graph import conv_weight_dtypes
+from acfd_deploy.export.onnx_export import read_metadata
+from acfd_deploy.fileio import sha256_file
+from acfd_deploy.model.anchors import num_anchors
+from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner
+from acfd_deploy.runtime.torch_runner import TorchRunner
+
+IMGSZ = (200, 264)
+STEM = "tiny"
+ARTIFACTS = (f"{STEM}.onnx", f"{STEM}.fp16.onnx", f"{STEM}.int8.onnx", f"{STEM}.deploy.pt", "export.json")
+
+
+def realistic(batch: int, h: int, w: int, seed: int) -> np.ndarray:
+    """Synthetic cartoon scenes when the generator is there, else smooth noise."""
+    try:
+        from acfd_deploy.data.synth import generate_sample, sample_rng
+    except ImportError:
+        return smooth_random_images(batch, h, w, seed=seed).numpy()
+    imgs = [generate_sample(sample_rng(seed, i), h, w)[0] for i in range(batch)]
+    return np.ascontiguousarray(np.stack(imgs).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def write_calib(folder: Path, count: int = 6, size: tuple[int, int] = (180, 240)) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    imgs = realistic(count, *size, seed=99)
+    for i, img in enumerate(imgs):
+        Image.fromarray(img.transpose(1, 2, 0).astype(np.uint8)).save(folder / f"c{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def weights(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return acfd_deploy.save_checkpoint(tiny_model, tmp_path_factory.mktemp("weights") / f"{STEM}.pth")
+
+
+@pytest.fixture(scope="session")
+def calib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_calib(tmp_path_factory.mktemp("calib"))
+
+
+@pytest.fixture(scope="session")
+def exported(weights: Path, calib_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("export")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(
+            ["--weights", str(weights), "--fp16", "--int8", "--calib", str(calib_dir), "--imgsz", *map(str, IMGSZ),
+             "--batch", "2", "--engine", "auto", "--out", str(out)]
+        )  # fmt: skip
+    return {"rc": rc, "out": out, "stdout": buf.getvalue(), "manifest": json.loads((out / "export.json").read_text())}
+
+
+def test_export_succeeds_and_prints_the_table(exported: dict) -> None:
+    assert exported["rc"] == 0, exported["stdout"]
+    text = exported["stdout"]
+    for row in ("PyTorch folded", "ONNX fp32", "ONNX fp16", "ONNX int8"):
+        line = next(line for line in text.splitlines() if line.startswith(row))
+        assert line.rstrip().endswith("PASS"), line
+    assert "Det. match" in text and "Score err" in text
+    assert "TensorRT: skipped" in text or "TensorRT 1" in text
+
+
+def test_every_artifact_written_and_listed(exported: dict) -> None:
+    out: Path = exported["out"]
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.endswith(".partial") or n.startswith(".")], names
+    for name in ARTIFACTS:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    listed = {a["path"]: a for a in exported["manifest"]["artifacts"]}
+    assert set(listed) == set(ARTIFACTS) - {"export.json"} | {p.name for p in out.glob("*.plan")}
+    for name, entry in listed.items():
+        assert entry["size"] == (out / name).stat().st_size
+        assert entry["sha256"] == sha256_file(out / name)
+        assert entry["parity"]["passed"] is True
+    assert {a["precision"] for a in listed.values()} >= {"fp32", "fp16", "int8"}
+    manifest = exported["manifest"]
+    assert manifest["passed"] is True
+    assert manifest["versions"]["onnxruntime"] and manifest["versions"]["torch"]
+    assert {"load", "fold", "onnx_fp32", "onnx_fp16", "onnx_int8", "parity"} <= set(manifest["step_seconds"])
+    # artifacts must be readable by other users (a model server), not mkstemp's 0600
+    assert (out / f"{STEM}.onnx").stat().st_mode & 0o044 == 0o044
+
+
+def test_fold_and_fp32_parity_in_manifest_are_tensor_level(exported: dict) -> None:
+    by_name = {a["name"]: a["parity"] for a in exported["manifest"]["artifacts"]}
+    for name in ("PyTorch folded", "ONNX fp32"):
+        assert by_name[name]["level"] == "tensor"
+        assert by_name[name]["score_abs"] <= parity.SCORE_ATOL
+        assert by_name[name]["box_rel"] <= parity.BOX_RTOL
+    assert by_name["ONNX fp16"]["match"]["reference"] > 1000  # the comparison had something to compare
+
+
+def test_metadata_present(exported: dict, weights: Path) -> None:
+    out: Path = exported["out"]
+    for name, precision in ((f"{STEM}.onnx", "fp32"), (f"{STEM}.fp16.onnx", "fp16"), (f"{STEM}.int8.onnx", "int8")):
+        meta = read_metadata(out / name)
+        assert meta["precision"] == precision
+        assert meta["config_name"] == "acfd-tiny"
+        assert json.loads(meta["config"])["name"] == "acfd-tiny"
+        assert meta["weights_sha256"] == sha256_file(weights)
+        assert meta["tool_version"] == acfd_deploy.__version__
+        contract = json.loads(meta["input"])
+        assert contract["name"] == "images" and contract["min_side"] == 125
+    model = onnx.load(str(out / f"{STEM}.onnx"))
+    assert [i.name for i in model.graph.input] == ["images"]
+    assert [o.name for o in model.graph.output] == ["boxes", "scores"]
+
+
+def test_deploy_checkpoint_is_the_folded_graph(exported: dict, tiny_model: torch.nn.Module) -> None:
+    folded = acfd_deploy.load_model(exported["out"] / f"{STEM}.deploy.pt")
+    assert acfd_deploy.is_reparameterized(folded)
+    x = realistic(2, 160, 203, seed=3)
+    ref = TorchRunner(tiny_model).infer(x)
+    assert parity.tensor_diff(ref, TorchRunner(folded).infer(x)).ok()
+
+
+@pytest.mark.parametrize("batch,h,w", [(3, 480, 645), (2, 333, 517), (1, 125, 131)])
+def test_onnx_fp32_tensor_parity_at_other_shapes(exported: dict, tiny_model: torch.nn.Module, batch: int, h: int, w: int) -> None:
+    """Dynamic batch, height and width: sizes the export never saw, DESIGN.md 8 tolerances."""
+    x = realistic(batch, h, w, seed=h)
+    ref = TorchRunner(tiny_model).infer(x)
+    out = OnnxRuntimeRunner(exported["out"] / f"{STEM}.onnx").infer(x)
+    assert out[0].shape == (batch, num_anchors(h, w, tiny_model.config), 4)
+    diff = parity.tensor_diff(ref, out)
+    assert diff.score_abs <= parity.SCORE_ATOL and diff.box_rel <= parity.BOX_RTOL, diff
+
+
+def test_onnx_fp16_detection_parity(exported: dict, tiny_model: torch.nn.Module) -> None:
+    """FP16: >= 99% of reference detections matched (IoU >= 0.9, |score diff| <= 0.02)."""
+    path = exported["out"] / f"{STEM}.fp16.onnx"
+    dtypes = conv_weight_dtypes(onnx.load(str(path)))
+    assert dtypes["float16"] == sum(dtypes.values()), dtypes  # every conv really is fp16
+    x = realistic(3, 333, 517, seed=5)
+    ref = TorchRunner(tiny_model).infer(x)
+    out = OnnxRuntimeRunner(path).infer(x)
+    assert out[0].dtype == np.float32 and out[1].dtype == np.float32  # fp32 I/O kept
+    match = parity.detection_match(ref, out)
+    assert match.reference > 1000
+    assert match.rate >= parity.FP16_MIN_MATCH, match
+    # and it is not an fp32 model in disguise: the outputs differ at fp16 rounding level
+    assert parity.tensor_diff(ref, out).score_abs > 1e-6
+
+
+def test_onnx_int8_detection_parity(exported: dict, tiny_model: torch.nn.Module) -> None:
+    """INT8 (no labelled validation set here): at least 95% of the reference detections
+    matched at IoU >= 0.9 with |score diff| <= 0.02, and score correlation >= 0.99."""
+    path = exported["out"] / f"{STEM}.int8.onnx"
+    model = onnx.load(str(path))
+    assert conv_weight_dtypes(model)["int8"] >= 0.8 * sum(conv_weight_dtypes(model).values())
+    x = realistic(3, 333, 517, seed=6)
+    ref = TorchRunner(tiny_model).infer(x)
+    out = OnnxRuntimeRunner(path).infer(x)
+    match = parity.detection_match(ref, out)
+    assert match.reference > 1000
+    assert match.rate >= parity.INT8_MIN_MATCH, match
+    assert np.corrcoef(ref[1].ravel(), out[1].ravel())[0, 1] >= 0.99
+    assert parity.tensor_diff(ref, out).score_abs > 1e-4  # really quantized
+
+
+def test_int8_file_rewritten_for_tensorrt_keeps_its_detections(exported: dict, tiny_model: torch.nn.Module) -> None:
+    """TensorRT takes only signed symmetric int8 Q/DQ: the rewrite of the (U8S8) int8
+    file must have no uint8 or non-zero zero points, no int32 bias DQ, and still match."""
+    from onnx import numpy_helper
+
+    from acfd_deploy.export.int8 import tensorrt_qdq
+
+    src = onnx.load(str(exported["out"] / f"{STEM}.int8.onnx"))
+    trt_model = tensorrt_qdq(src)
+    inits = {t.name: numpy_helper.to_array(t) for t in trt_model.graph.initializer}
+    qdq = [n for n in trt_model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq
+    for node in qdq:
+        zp = inits[node.input[2]]
+        assert zp.dtype == np.int8 and not zp.any(), node.name
+    assert sum(inits[n.input[2]].dtype == np.uint8 for n in src.graph.node if n.op_type == "QuantizeLinear") > 0
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.onnx"
+        onnx.save(trt_model, str(path))
+        x = realistic(2, 333, 517, seed=8)
+        match = parity.detection_match(TorchRunner(tiny_model).infer(x), OnnxRuntimeRunner(path).infer(x))
+    assert match.rate >= parity.INT8_MIN_MATCH, match

@@ -1,0 +1,189 @@
+"""acfd-export on bad input (exit 2, one line, nothing written), an interrupted export
+(no complete-looking file left), and a parity failure (exit 1)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import acfd_deploy
+from acfd_deploy.cli.export import main
+
+
+def _exit_code(args: list[str]) -> int:
+    """main()'s return value, or argparse's exit status for usage errors."""
+    try:
+        return main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return acfd_deploy.save_checkpoint(tiny_model, tmp_path_factory.mktemp("w") / "tiny.pth")
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.test_export_cli import write_calib
+
+    return write_calib(tmp_path_factory.mktemp("calib"), count=3, size=(150, 170))
+
+
+def _bad_cases(tmp: Path, weights: Path, calib: Path) -> dict[str, tuple[list[str], str]]:
+    garbage = tmp / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint at all" * 10)
+    truncated = tmp / "truncated.pth"
+    truncated.write_bytes(weights.read_bytes()[:5000])
+    empty_calib = tmp / "empty_calib"
+    empty_calib.mkdir()
+    bad_calib = tmp / "bad_calib"
+    bad_calib.mkdir()
+    (bad_calib / "broken.png").write_bytes(b"\x89PNG but not really")
+    a_file = tmp / "a_file"
+    a_file.write_text("x")
+    w = ["--weights", str(weights)]
+    return {
+        "missing weights": (["--weights", str(tmp / "nope.pth")], "not found"),
+        "corrupt weights": (["--weights", str(garbage)], "garbage.pth (is not a PyTorch checkpoint|holds Python objects)"),
+        "truncated weights": (["--weights", str(truncated)], "truncated"),
+        "mismatched weights": ([*w, "--config", "acfd-vovnetv3-51"], "does not fit"),
+        "unknown config": (["--config", "acfd-huge", "--random-init"], "unknown model config"),
+        "random-init without config": (["--random-init"], "--config"),
+        "out is a file": ([*w, "--out", str(a_file)], "not a folder"),
+        "int8 without images": ([*w, "--int8", "--calib", str(empty_calib)], "calibration images"),
+        "int8 calib missing": ([*w, "--int8", "--calib", str(tmp / "no_such_dir")], "not a folder"),
+        "int8 unreadable image": ([*w, "--int8", "--calib", str(bad_calib)], "cannot be read"),
+        "unknown engine": ([*w, "--engine", "openvino"], "unknown --engine"),
+        "size below minimum": ([*w, "--imgsz", "100", "300"], "minimum side 125"),
+        "zero batch": ([*w, "--batch", "0"], "positive integer"),
+        "bad workspace": ([*w, "--workspace", "-1"], "positive size"),
+    }
+
+
+CASES = [
+    "missing weights",
+    "corrupt weights",
+    "truncated weights",
+    "mismatched weights",
+    "unknown config",
+    "random-init without config",
+    "out is a file",
+    "int8 without images",
+    "int8 calib missing",
+    "int8 unreadable image",
+    "unknown engine",
+    "size below minimum",
+    "zero batch",
+    "bad workspace",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    case: str, tmp_path: Path, tiny_weights: Path, calib: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args, expect = _bad_cases(tmp_path, tiny_weights, calib)[case]
+    out = tmp_path / "out"
+    if "--out" not in args:
+        args = [*args, "--out", str(out)]
+    assert _exit_code(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert re.search(expect, err), err
+    assert "Traceback" not in err
+    leftovers = [n for n in _files(out) if n.endswith((".onnx", ".plan", ".pt", ".json", ".partial"))]
+    assert leftovers == []
+
+
+def test_engine_tensorrt_without_tensorrt_is_bad_input(tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from acfd_deploy.export.tensorrt import tensorrt_status
+
+    if tensorrt_status()[0]:
+        pytest.skip("TensorRT and a GPU are present here")
+    assert main(["--weights", str(tiny_weights), "--engine", "tensorrt", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--engine tensorrt needs TensorRT and a CUDA GPU" in err
+    assert _files(tmp_path / "o") == []
+
+
+def test_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--weights", "--config", "--fp16", "--int8", "--calib", "--imgsz", "--batch", "--opset", "--no-simplify",
+                 "--engine", "--workspace", "--out", "--debug", "--random-init"):  # fmt: skip
+        assert flag in text, flag
+
+
+@pytest.mark.parametrize("where", ["int8", "onnx_write"])
+def test_interrupted_export_leaves_no_complete_looking_file(
+    where: str, tmp_path: Path, tiny_weights: Path, calib: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the middle: after the fp32 and fp16 ONNX were written (int8), or in the
+    middle of writing a file (onnx_write). Nothing that looks like an artifact remains."""
+    import onnx
+
+    import acfd_deploy.export.int8 as int8_mod
+
+    if where == "int8":
+
+        def interrupted(*args: object, **kwargs: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(int8_mod, "quantize_int8", interrupted)
+    else:
+        real_save = onnx.save
+        calls = {"n": 0}
+
+        def save_then_die(proto: onnx.ModelProto, path: str, *a: object, **k: object) -> None:
+            calls["n"] += 1
+            real_save(proto, path, *a, **k)  # the bytes are on disk under the temporary name
+            if calls["n"] == 2:  # the fp16 file
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(onnx, "save", save_then_die)
+    out = tmp_path / "out"
+    args = ["--weights", str(tiny_weights), "--fp16", "--int8", "--calib", str(calib), "--imgsz", "160", "192", "--out", str(out)]
+    assert main(args) == 130
+    assert _files(out) == [], _files(out)
+
+
+def test_stale_manifest_of_an_earlier_run_is_not_left_describing_removed_files(tmp_path: Path, tiny_weights: Path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "export.json").write_text("{}")
+    import acfd_deploy.export.fp16 as fp16_mod
+
+    def boom(*a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fp16_mod, "convert_fp16", boom)
+    assert main(["--weights", str(tiny_weights), "--fp16", "--imgsz", "160", "192", "--out", str(out)]) == 130
+    assert _files(out) == []
+
+
+def test_parity_failure_exits_1_and_keeps_the_evidence(
+    tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from acfd_deploy import parity
+
+    monkeypatch.setattr(parity, "SCORE_ATOL", 0.0)  # nothing but bit-exact passes now
+    out = tmp_path / "out"
+    assert main(["--weights", str(tiny_weights), "--imgsz", "160", "192", "--engine", "onnx", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL" in captured.out and "parity FAILED" in captured.err
+    assert "TensorRT: skipped (--engine onnx)" in captured.out
+    import json
+
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["passed"] is False
+    assert (out / "tiny.onnx").is_file()

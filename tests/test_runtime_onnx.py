@@ -1,0 +1,73 @@
+"""The ONNX Runtime runner: the Runner interface, precision detection, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import acfd_deploy
+from acfd_deploy import parity
+from acfd_deploy.calibrate import smooth_random_images
+from acfd_deploy.errors import AcfdError
+from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata
+from acfd_deploy.runtime.base import Runner
+from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner, default_providers, precision_of
+from acfd_deploy.runtime.torch_runner import TorchRunner
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    proto = export_onnx(acfd_deploy.reparameterize(tiny_model), sample_size=(160, 224))
+    set_metadata(proto, {"precision": "fp32"})
+    return save_onnx(proto, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+
+
+def test_runner_interface_and_parity(onnx_file: Path, tiny_model: torch.nn.Module) -> None:
+    runner = OnnxRuntimeRunner(onnx_file)
+    assert isinstance(runner, Runner)
+    assert runner.precision == "fp32" and runner.name == "onnxruntime-cpu"
+    x = smooth_random_images(2, 211, 299, seed=4).numpy()
+    boxes, scores = runner.infer(x)
+    assert boxes.dtype == np.float32 and scores.dtype == np.float32
+    assert parity.tensor_diff(TorchRunner(tiny_model).infer(x), (boxes, scores)).ok()
+    # a float64 or non-contiguous input is converted, not refused
+    boxes2, _ = runner.infer(np.asfortranarray(x.astype(np.float64)))
+    np.testing.assert_allclose(boxes2, boxes, rtol=1e-6, atol=1e-4)
+
+
+def test_precision_from_metadata_then_name(tmp_path: Path, onnx_file: Path) -> None:
+    assert precision_of(onnx_file) == "fp32"
+    named = tmp_path / "x.int8.onnx"
+    import onnx
+
+    proto = onnx.load(str(onnx_file))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(named))
+    assert precision_of(named) == "int8"
+
+
+def test_runner_errors_are_clear(tmp_path: Path, onnx_file: Path) -> None:
+    with pytest.raises(AcfdError, match="not found"):
+        OnnxRuntimeRunner(tmp_path / "missing.onnx")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"definitely not onnx")
+    with pytest.raises(AcfdError, match="cannot load"):
+        OnnxRuntimeRunner(broken)
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(AcfdError, match=r"acfd-deploy\[gpu\]"):
+            OnnxRuntimeRunner(onnx_file, providers=["CUDAExecutionProvider"])
+    with pytest.raises(AcfdError, match=r"\[B,3,H,W\]"):
+        OnnxRuntimeRunner(onnx_file).infer(np.zeros((3, 160, 160), np.float32))
+
+
+def test_default_providers_prefer_cuda() -> None:
+    assert default_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert default_providers(["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]

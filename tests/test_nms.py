@@ -112,3 +112,22 @@ def test_large_candidate_set_is_chunked_and_correct(monkeypatch: pytest.MonkeyPa
     keep = nms.batched_nms(boxes, scores, 0.55)
     for i in range(3):
         assert np.array_equal(keep[i], reference_nms(boxes[i], scores[i], 0.55))
+
+
+@pytest.mark.parametrize(("spread", "max_keep"), [(2.0, 150), (30.0, 30)])
+def test_max_keep_gives_the_same_best_survivors(spread: float, max_keep: int) -> None:
+    # heavy suppression (spread 2: about 110 of the first 256 survive) makes the prefix grow
+    rng = np.random.default_rng(5)
+    centres = rng.uniform(0, 600, size=(2, 40, 2))
+    c = np.take_along_axis(centres, rng.integers(0, 40, size=(2, 1500))[..., None], axis=1) + rng.normal(0, spread, size=(2, 1500, 2))
+    wh = rng.uniform(20, 60, size=(2, 1500, 2))
+    boxes = np.concatenate([c - wh / 2, c + wh / 2], axis=-1).astype(np.float32)
+    scores = rng.random((2, 1500)).astype(np.float32)
+    full = batched_nms(boxes, scores, 0.55)
+    capped = batched_nms(boxes, scores, 0.55, max_keep=max_keep)
+    for i in range(2):
+        order = np.argsort(-scores[i], kind="stable")
+        best_full = [j for j in order if full[i, j]][:max_keep]
+        best_capped = [j for j in order if capped[i, j]][:max_keep]
+        assert best_full == best_capped and len(best_full) == max_keep
+        assert capped[i].sum() <= full[i].sum()

@@ -70,7 +70,7 @@ def postprocess(
         all_scores.append(ts)
         all_valid.append(tv)
     boxes_m, scores_m, valid_m = torch.cat(all_boxes, 1), torch.cat(all_scores, 1), torch.cat(all_valid, 1)
-    keep = batched_nms(boxes_m, scores_m, cfg.nms_iou, valid_m)
+    keep = batched_nms(boxes_m, scores_m, cfg.nms_iou, valid_m, max_keep=cfg.max_det)
     key = torch.where(keep, scores_m, torch.full_like(scores_m, -torch.inf))
     order = torch.sort(key, dim=1, descending=True, stable=True).indices[:, : cfg.max_det]
     counts = keep.sum(dim=1).clamp(max=cfg.max_det).tolist()

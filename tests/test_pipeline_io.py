@@ -160,3 +160,12 @@ def test_find_images(tmp_path: Path) -> None:
     assert [p.name for p in find_images([tmp_path, extra])] == ["a.jpg", "b.PNG", "z.webp"]
     with pytest.raises(AcfdError, match="no such file"):
         find_images([tmp_path / "missing_dir"])
+
+
+@pytest.mark.parametrize(("width", "height"), [(0, 0), (0, 10)])
+def test_zero_dimension_image_is_an_error(tmp_path: Path, width: int, height: int) -> None:
+    path = tmp_path / "zero.png"
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"")) + _chunk(b"IEND", b""))
+    with pytest.raises(ImageLoadError, match="zero.png"):
+        load_image(path)

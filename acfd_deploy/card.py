@@ -1,6 +1,6 @@
 """Model cards: what a config costs, measured on the graph, written as Markdown.
 
-    python -m acfd_deploy.card acfd-vovnetv3-51 --out models/acfd-vovnetv3-51.md
+python -m acfd_deploy.card acfd-vovnetv3-51 --out models/acfd-vovnetv3-51.md
 """
 
 from __future__ import annotations

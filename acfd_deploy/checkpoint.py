@@ -121,7 +121,9 @@ def _read_torch(path: Path) -> Checkpoint:
     else:
         state, config, graph, extra = obj, None, None, {}
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} has no state_dict of tensors (expected a state_dict, or a dict with one under 'model' or 'state_dict')")
+        raise CheckpointError(
+            f"{path} has no state_dict of tensors (expected a state_dict, or a dict with one under 'model' or 'state_dict')"
+        )
     if config is not None and not isinstance(config, (str, dict)):
         raise CheckpointError(f"{path}: stored 'config' must be a config name or dict, got {type(config).__name__}")
     return Checkpoint(_strip_prefixes(state, path), config, graph if isinstance(graph, str) else None, extra)
@@ -209,7 +211,11 @@ def load_model(path: str | os.PathLike[str], config: str | ModelConfig | dict[st
     expected = _shapes_of(json.dumps(cfg.to_dict()), graph)
     missing, unexpected, misshaped = _mismatch(expected, state)
     if missing or unexpected or misshaped:
-        parts = [_listing(label, items) for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", misshaped)) if items]
+        parts = [
+            _listing(label, items)
+            for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", misshaped))
+            if items
+        ]
         hint = [n for n in _matching_configs(state, graph) if n != cfg.name]
         tail = f"; the weights match config {hint[0]!r}" if hint else ""
         raise CheckpointError(f"{path} does not fit {cfg.name} ({graph} graph): {'; '.join(parts)}{tail}")

@@ -69,9 +69,7 @@ class ModelConfig:
             raise ConfigError(f"unknown model config fields: {', '.join(unknown)}")
         values = dict(data)
         try:
-            values["stages"] = tuple(
-                s if isinstance(s, StageConfig) else StageConfig(**s) for s in values.get("stages", ())
-            )
+            values["stages"] = tuple(s if isinstance(s, StageConfig) else StageConfig(**s) for s in values.get("stages", ()))
             for key in ("stem", "variances", "pixel_mean", "pixel_std"):
                 if key in values:
                     values[key] = tuple(values[key])

@@ -15,7 +15,9 @@ import torch
 from acfd_deploy.configs import ModelConfig
 
 
-def level_anchors(height: int | torch.Tensor, width: int | torch.Tensor, stride: int, scale: float, device: torch.device | None = None) -> torch.Tensor:
+def level_anchors(
+    height: int | torch.Tensor, width: int | torch.Tensor, stride: int, scale: float, device: torch.device | None = None
+) -> torch.Tensor:
     """``[H * W, 4]`` xyxy anchors of one level, row-major like the head's outputs."""
     ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) * stride
     xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) * stride

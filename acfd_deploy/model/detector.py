@@ -55,10 +55,14 @@ class ACFD(nn.Module):
             raise InputError(f"images must have 3 (RGB) channels in dim 1, got shape {tuple(images.shape)}")
         expected = self.pixel_mean.dtype
         if images.dtype != expected:
-            raise InputError(f"images must be {str(expected).removeprefix('torch.')} (RGB values 0..255), got {str(images.dtype).removeprefix('torch.')}")
+            raise InputError(
+                f"images must be {str(expected).removeprefix('torch.')} (RGB values 0..255), got {str(images.dtype).removeprefix('torch.')}"
+            )
         h, w = images.shape[-2:]
         if min(h, w) < self.min_size:
-            raise InputError(f"images must be at least {self.min_size}x{self.min_size} for {self.config.name} (6 pyramid levels), got {h}x{w}")
+            raise InputError(
+                f"images must be at least {self.min_size}x{self.min_size} for {self.config.name} (6 pyramid levels), got {h}x{w}"
+            )
 
     def forward(self, images: torch.Tensor) -> TrainOutput | tuple[torch.Tensor, torch.Tensor]:
         if not _is_exporting():

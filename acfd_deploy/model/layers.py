@@ -42,7 +42,9 @@ class LevelConvAct(nn.Module):
 class ConvBNAct(nn.Module):
     """Conv (no bias) + BatchNorm + optional ReLU: the stem, the AOSA 1x1 and the laterals."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, act: bool = True, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, act: bool = True, eps: float = 1e-5, momentum: float = 0.1
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, bias=False)
         self.bn = nn.BatchNorm2d(out_ch, eps=eps, momentum=momentum)
@@ -79,7 +81,9 @@ class ACB(nn.Module):
     with their own statistics. Folding then yields one conv per level.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, act: bool = True, levels: int = 1, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int = 1, act: bool = True, levels: int = 1, eps: float = 1e-5, momentum: float = 0.1
+    ) -> None:
         super().__init__()
         self.levels = levels
         self.square = _Branch(in_ch, out_ch, (3, 3), stride, levels, eps, momentum)

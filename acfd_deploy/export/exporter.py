@@ -177,7 +177,7 @@ def validate(opts: ExportOptions) -> None:
 def parity_batches(imgsz: tuple[int, int], count: int, batch: int, seed: int) -> list[np.ndarray]:
     """Realistic images for parity: synthetic cartoon scenes (acfd_deploy.data) when the
     generator is there, else smooth multi-scale noise. Batches of up to ``batch`` at the
-    export size, plus one batch of two at 480x645."""
+    export size, plus one batch of two (at most ``batch``) at 480x645."""
 
     def make(n: int, h: int, w: int, offset: int) -> np.ndarray:
         try:
@@ -194,8 +194,8 @@ def parity_batches(imgsz: tuple[int, int], count: int, batch: int, seed: int) ->
     step = max(1, min(batch, count))
     for start in range(0, count, step):
         batches.append(make(min(step, count - start), *imgsz, start))
-    if tuple(imgsz) != PARITY_EXTRA_SIZE:
-        batches.append(make(2, *PARITY_EXTRA_SIZE, 1000))
+    if tuple(imgsz) != PARITY_EXTRA_SIZE:  # within the TensorRT profile's batch range
+        batches.append(make(min(2, batch), *PARITY_EXTRA_SIZE, 1000))
     return batches
 
 

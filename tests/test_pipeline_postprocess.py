@@ -165,3 +165,15 @@ def test_detector_config_validation() -> None:
         DetectorConfig(scales=())
     with pytest.raises(AcfdError):
         DetectorConfig(batch_size=0)
+
+
+def test_draw_detections_respects_conf() -> None:
+    from acfd_deploy.pipeline import draw_detections
+
+    image = np.zeros((120, 160, 3), np.uint8)
+    boxes = np.array([[20, 60, 60, 100], [100, 60, 140, 100]], np.float32)
+    out = np.asarray(draw_detections(image, boxes, np.array([0.9, 0.3]), conf=0.5))
+    assert out.shape == (120, 160, 3)
+    assert out[80, 20].tolist() == [255, 40, 40]  # left edge of the drawn box
+    assert out[80, 100].tolist() == [0, 0, 0]  # the 0.3 box is below --conf
+    assert (out[40:60, 20:60] != 0).any()  # its score label sits above the box

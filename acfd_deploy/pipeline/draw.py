@@ -18,9 +18,9 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, co
     img = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
     draw = ImageDraw.Draw(img)
     side = max(img.size)
-    width = max(1, side // 400)
+    width = max(2, side // 320)
     try:
-        font: ImageFont.ImageFont | ImageFont.FreeTypeFont = ImageFont.load_default(size=max(10, side // 60))
+        font: ImageFont.ImageFont | ImageFont.FreeTypeFont = ImageFont.load_default(size=max(12, side // 45))
     except TypeError:  # Pillow < 10.1 has no sized default font
         font = ImageFont.load_default()
     for box, score in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1)):

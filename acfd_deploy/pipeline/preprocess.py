@@ -5,11 +5,12 @@ minimum (125 px for six levels). Two resize policies, both giving one tensor siz
 scale so a batch of images of different sizes is one tensor:
 
 * ``stretch`` (default): resize to exactly ``H x W``; x and y get their own factor.
-  Why the default: the paper trains on random crops resized to 640x640 without keeping
-  their ratio, so the network has learned stretched faces; its three test sizes share one
-  ratio (1.344), which is not that of the 1920x1080 challenge images, so they read as
-  fixed tensor sizes; and fixed sizes are what the challenge's large-batch timing and the
-  cost figures (about 720 GFLOP for the three scales) assume.
+  Why the default: the paper trains on crops of random size resized to 640x640, which
+  stretches every crop that is not square, so the network has learned stretched faces;
+  its three test sizes share one ratio (1.344), which is not that of the 1920x1080
+  challenge images, so they read as fixed tensor sizes; and fixed sizes are what the
+  challenge's large-batch timing and the cost figures (about 720 GFLOP for the three
+  scales) assume.
 * ``letterbox``: keep the ratio, fit inside ``H x W`` with one factor, pad the bottom and
   right with the pixel mean (the value the network normalizes to zero), so boxes need no
   shift. Reach it with ``keep_ratio=True`` (``--keep-ratio``).

@@ -280,3 +280,25 @@ def test_eval_negative_coordinates_warned_without_images(tmp_path: Path, capsys:
     captured = capsys.readouterr()
     assert "1 ground-truth box(es) on 1 image(s) reach outside their image" in captured.err
     assert "AP50: 1.0000" in captured.out
+
+
+def test_detect_with_onnx_matches_pytorch(dataset: Path, weights: Path, tiny_model, tmp_path: Path) -> None:
+    """The same pipeline over another runner: ONNX Runtime gives the PyTorch detections."""
+    pytest.importorskip("onnxruntime")
+    from acfd_deploy.export.onnx_export import export_onnx, save_onnx
+
+    onnx_path = save_onnx(export_onnx(acfd_deploy.reparameterize(tiny_model)), tmp_path / "tiny.onnx")
+    common = [str(dataset / "images"), "--imgsz", "160", "200", "--no-draw", "--no-progress"]
+    assert detect.main([*common, "--model", str(weights), "--out", str(tmp_path / "pt")]) == 0
+    assert detect.main([*common, "--model", str(onnx_path), "--out", str(tmp_path / "ort")]) == 0
+    pt = json.loads((tmp_path / "pt" / "detections.json").read_text())
+    ort = json.loads((tmp_path / "ort" / "detections.json").read_text())
+    assert ort["runner"] != pt["runner"]
+    for a, b in zip(pt["images"], ort["images"]):
+        assert a["image"] == b["image"] and len(a["detections"]) > 0
+        rows_a = np.array([[*d["box"], d["score"]] for d in a["detections"]])
+        rows_b = np.array([[*d["box"], d["score"]] for d in b["detections"]])
+        # match as sets: a near-tie in score or IoU may legitimately reorder or swap one
+        diff = np.abs(rows_a[:, None, :] - rows_b[None, :, :])
+        matched = ((diff[..., :4] < 0.05).all(-1) & (diff[..., 4] < 1e-4)).any(axis=1)
+        assert matched.mean() >= 0.95 and abs(len(rows_a) - len(rows_b)) <= 2

@@ -1,0 +1,1 @@
+"""Latency and parity harness: timing, statistics, budget and regression gates, reports."""

@@ -1,0 +1,158 @@
+"""Measuring targets: model latency at a fixed input, or the paper's whole per-image
+multi-scale path; optional parity against the PyTorch training graph."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from acfd_deploy.bench.stats import median_of_repeats, summarize
+from acfd_deploy.bench.targets import Target
+from acfd_deploy.bench.timing import TimingPolicy, measure, peak_host_memory_mb, reset_peak_host_memory
+from acfd_deploy.runtime.base import Runner
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    batches: tuple[int, ...] = (1,)
+    imgsz: tuple[int, int] = (640, 640)
+    ms_test: bool = False
+    source: str = "1920x1080"
+    repeats: int = 3
+    policy: TimingPolicy = TimingPolicy()
+    device: str = "cpu"
+
+    @property
+    def input_label(self) -> str:
+        return f"ms-test {self.source}" if self.ms_test else f"{self.imgsz[0]}x{self.imgsz[1]}"
+
+
+def synthetic_batch(batch: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Cartoon scenes from the project's generator as float32 NCHW 0..255."""
+    from acfd_deploy.data import generate_sample, sample_rng
+
+    images = [generate_sample(sample_rng(seed, i), height, width)[0] for i in range(batch)]
+    return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32)
+
+
+def source_jpeg(source: str) -> bytes:
+    """The encoded image the multi-scale test decodes each time: a file, or ``WxH`` of a
+    synthetic scene (1920x1080 by default: the challenge's image size)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from acfd_deploy.data import generate_sample, sample_rng
+    from acfd_deploy.errors import AcfdError
+
+    path = Path(source)
+    if path.is_file():
+        return path.read_bytes()
+    try:
+        w, h = (int(v) for v in source.lower().split("x"))
+    except ValueError:
+        raise AcfdError(f"--source must be an image file or WIDTHxHEIGHT, got {source!r}") from None
+    if w < 32 or h < 32:
+        raise AcfdError(f"--source size must be at least 32x32, got {source}")
+    pixels, _ = generate_sample(sample_rng(7, 0), h, w)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def decode(encoded: bytes) -> np.ndarray:
+    """JPEG bytes to RGB uint8, as the pipeline loads files (EXIF orientation applied)."""
+    from PIL import Image, ImageOps
+
+    from acfd_deploy.pipeline.io import to_rgb_array
+
+    with Image.open(io.BytesIO(encoded)) as img:
+        img.load()
+        return to_rgb_array(ImageOps.exif_transpose(img))
+
+
+def _device_of(runner: Runner) -> torch.device | None:
+    dev = getattr(runner, "device", None)
+    if isinstance(dev, torch.device):
+        return dev
+    return torch.device("cuda") if "cuda" in getattr(runner, "name", "") or "tensorrt" in getattr(runner, "name", "") else None
+
+
+def _timed_call(runner: Runner, batch: np.ndarray) -> Any:
+    """The model call only; a PyTorch runner gets its input already on the device, so the
+    figure is the network, not the host-to-device copy (the --ms-test path includes it)."""
+    infer_torch = getattr(runner, "infer_torch", None)
+    if infer_torch is not None:
+        device_batch = torch.from_numpy(batch).to(_device_of(runner) or "cpu")
+        return lambda: infer_torch(device_batch)
+    return lambda: runner.infer(batch)
+
+
+def _ms_test_call(runner: Runner, jpeg: bytes, batch: int) -> Any:
+    from acfd_deploy.pipeline.detector import MS_TEST_SCALES, Detector, DetectorConfig
+
+    detector = Detector(runner, DetectorConfig(scales=MS_TEST_SCALES, batch_size=batch))
+
+    def call() -> None:
+        detector.detect([decode(jpeg) for _ in range(batch)])
+
+    return call
+
+
+def bench_target(target: Target, plan: BenchPlan, runner: Runner) -> list[dict[str, Any]]:
+    rows = []
+    device = _device_of(runner)
+    jpeg = source_jpeg(plan.source) if plan.ms_test else b""
+    for batch in plan.batches:
+        call = _ms_test_call(runner, jpeg, batch) if plan.ms_test else _timed_call(runner, synthetic_batch(batch, *plan.imgsz))
+        if device is not None and device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        reset_peak_host_memory()
+        repeats = []
+        samples: list[float] = []
+        for _ in range(plan.repeats):
+            times = measure(call, plan.policy, device)
+            repeats.append(summarize(times, batch).per_image * 1e3)
+            samples.extend(times)
+        stats = summarize(samples, batch)
+        row: dict[str, Any] = {
+            "artifact": target.artifact,
+            "backend": target.backend,
+            "precision": target.precision,
+            "device": str(device or "cpu"),
+            "batch": batch,
+            "input": plan.input_label,
+            "size_mb": round(target.size_mb, 2) if target.size_mb is not None else None,
+            **stats.to_dict(),
+            # the gate's figure: median over repeats, robust to one disturbed repeat
+            "per_image_ms": round(median_of_repeats(repeats), 4),
+            "repeat_per_image_ms": [round(r, 4) for r in repeats],
+            "peak_host_mb": peak_host_memory_mb(),
+            "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+            if device is not None and device.type == "cuda"
+            else None,
+        }
+        rows.append(row)
+    return rows
+
+
+def parity_row(target: Target, runner: Runner, reference: Runner, imgsz: tuple[int, int], seed: int = 3) -> dict[str, Any]:
+    """Tensor-level and detection-level comparison with the reference on two cartoon
+    batches (batch 2, the bench size and a second, odd size)."""
+    from acfd_deploy.parity import detection_match, merge_diffs, merge_matches, min_match_rate, tensor_diff
+
+    h, w = imgsz
+    sizes = [(h, w), (max(129, h * 3 // 4 | 1), max(131, w * 5 // 6 | 1))]
+    diffs, matches = [], []
+    for i, (sh, sw) in enumerate(sizes):
+        images = synthetic_batch(2, sh, sw, seed=seed + i)
+        ref, cand = reference.infer(images), runner.infer(images)
+        diffs.append(tensor_diff(ref, cand))
+        matches.append(detection_match(ref, cand))
+    diff, match = merge_diffs(diffs), merge_matches(matches)
+    ok = diff.ok() if target.precision == "fp32" and target.backend != "tensorrt" else match.rate >= min_match_rate(target.precision)
+    return {"score_abs": diff.score_abs, "box_rel": diff.box_rel, "match": match.to_dict(), "passed": bool(ok)}

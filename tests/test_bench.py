@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import acfd_deploy
-from acfd_deploy.bench.gate import SCHEMA_VERSION, check_baseline, check_budget, result_key
+from acfd_deploy.bench.gate import SCHEMA_VERSION, check_baseline, check_budget
 from acfd_deploy.bench.stats import median_of_repeats, summarize
 from acfd_deploy.bench.timing import TimingPolicy, measure
 from acfd_deploy.cli.bench import batch_list, main

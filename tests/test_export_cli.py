@@ -197,7 +197,8 @@ def test_int8_file_rewritten_for_tensorrt_keeps_its_detections(exported: dict, t
     for node in qdq:
         zp = inits[node.input[2]]
         assert zp.dtype == np.int8 and not zp.any(), node.name
-    assert sum(inits[n.input[2]].dtype == np.uint8 for n in src.graph.node if n.op_type == "QuantizeLinear") > 0
+    src_inits = {t.name: numpy_helper.to_array(t) for t in src.graph.initializer}
+    assert sum(src_inits[n.input[2]].dtype == np.uint8 for n in src.graph.node if n.op_type == "QuantizeLinear") > 0
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -152,9 +152,10 @@ def verify_int8(proto: onnx.ModelProto) -> dict[str, object]:
 def tensorrt_qdq(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of a U8S8 Q/DQ model in the form TensorRT accepts: every uint8 activation
     Q/DQ pair (scale s, zero point z) becomes signed int8 with zero point 0 and scale
-    ``s * max(z, 255 - z) / 127``, which covers the same calibrated range; int32 bias
-    DequantizeLinear nodes become the float biases they compute. Weights are already
-    symmetric int8."""
+    ``s * max(z, 255 - z) / 127``, which covers the same calibrated range (where z = 0,
+    the uint8 range clipped negatives and stood for a fused ReLU, so a ReLU is put back
+    before the QuantizeLinear); int32 bias DequantizeLinear nodes become the float biases
+    they compute. Weights are already symmetric int8."""
     from onnx import numpy_helper
 
     model = onnx.ModelProto.FromString(proto.SerializeToString())
@@ -163,6 +164,7 @@ def tensorrt_qdq(proto: onnx.ModelProto) -> onnx.ModelProto:
     made: dict[tuple[str, str], tuple[str, str]] = {}
     new_inits: list[onnx.TensorProto] = []
     drop_nodes: list[onnx.NodeProto] = []
+    relus: list[tuple[onnx.NodeProto, onnx.NodeProto]] = []
     for node in graph.node:
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 3:
             continue
@@ -180,6 +182,11 @@ def tensorrt_qdq(proto: onnx.ModelProto) -> onnx.ModelProto:
             continue
         if zp.dtype != np.uint8:
             continue
+        if node.op_type == "QuantizeLinear" and not zp.any():
+            # uint8 with zero point 0 clips negatives: the quantizer relies on that to drop
+            # the ReLU it fused. Symmetric int8 keeps negatives, so the ReLU comes back.
+            relus.append((node, onnx.helper.make_node("Relu", [node.input[0]], [f"{node.input[0]}_relu_trt"], name=f"{node.name}_relu_trt")))
+            node.input[0] = f"{node.input[0]}_relu_trt"
         key = (scale_name, zp_name)
         if key not in made:
             scale = numpy_helper.to_array(inits[scale_name]).astype(np.float64)
@@ -192,6 +199,15 @@ def tensorrt_qdq(proto: onnx.ModelProto) -> onnx.ModelProto:
         node.input[1], node.input[2] = made[key]
     for node in drop_nodes:
         graph.node.remove(node)
+    if relus:
+        before = {id(q): relu for q, relu in relus}
+        ordered = []
+        for node in graph.node:
+            if id(node) in before:
+                ordered.append(before[id(node)])
+            ordered.append(node)
+        del graph.node[:]
+        graph.node.extend(ordered)
     graph.initializer.extend(new_inits)
     used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     keep = [t for t in graph.initializer if t.name in used]

@@ -185,8 +185,9 @@ def tensorrt_qdq(proto: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type == "QuantizeLinear" and not zp.any():
             # uint8 with zero point 0 clips negatives: the quantizer relies on that to drop
             # the ReLU it fused. Symmetric int8 keeps negatives, so the ReLU comes back.
-            relus.append((node, onnx.helper.make_node("Relu", [node.input[0]], [f"{node.input[0]}_relu_trt"], name=f"{node.name}_relu_trt")))
-            node.input[0] = f"{node.input[0]}_relu_trt"
+            clipped = f"{node.input[0]}_relu_trt"
+            relus.append((node, onnx.helper.make_node("Relu", [node.input[0]], [clipped], name=f"{node.name}_relu_trt")))
+            node.input[0] = clipped
         key = (scale_name, zp_name)
         if key not in made:
             scale = numpy_helper.to_array(inits[scale_name]).astype(np.float64)

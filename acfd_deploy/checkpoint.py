@@ -101,6 +101,8 @@ def _read_torch(path: Path) -> Checkpoint:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path):  # torch.save writes zip files; bare pickles are not checkpoints
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint (not a torch.save zip file)") from None
         if "weights only" in str(exc).lower() or "weights_only" in str(exc):
             raise CheckpointError(
                 f"{path} holds Python objects besides tensors and plain containers; refusing to unpickle them "

@@ -31,6 +31,7 @@ def test_save_and_load_training_graph(tmp_path: Path, tiny_model: nn.Module, suf
     assert loaded.config == tiny_model.config
     assert _same_outputs(tiny_model, loaded)
     assert not list(tmp_path.glob(".*partial")), "no temporary file may remain"
+    assert path.stat().st_mode & 0o044 == 0o044, "artifacts must be readable by other users (servers)"
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
@@ -105,11 +106,12 @@ def test_unknown_stored_config(tmp_path: Path, tiny_model: nn.Module) -> None:
         (lambda p: None, "not found"),
         (lambda p: p.write_bytes(b""), "empty"),
         (lambda p: p.write_text("this is not a checkpoint\n"), "not a PyTorch checkpoint"),
+        (lambda p: p.write_bytes(bytes(range(256)) * 12), "not a PyTorch checkpoint"),
         (lambda p: torch.save([1, 2, 3], p), "holds a list"),
         (lambda p: torch.save({"epoch": 1, "lr": 0.1}, p), "no state_dict of tensors"),
         (lambda p: p.mkdir(), "not a file"),
     ],
-    ids=["missing", "empty", "text", "list", "no-tensors", "directory"],
+    ids=["missing", "empty", "text", "garbage", "list", "no-tensors", "directory"],
 )
 def test_bad_files(tmp_path: Path, make, message: str) -> None:
     path = tmp_path / "w.pth"

@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.export.files import make_readable
 from acfd_deploy.fileio import atomic_path, sha256_file
 
 ENGINES = ("auto", "onnx", "tensorrt")
@@ -345,7 +344,7 @@ def _export(
         fold_parity = compare("fp32", refs, _run(TorchRunner(folded), batches), "tensor")
         deploy_path = out / f"{stem}.deploy.pt"
         written.append(deploy_path)
-        make_readable(save_checkpoint(folded, deploy_path))
+        save_checkpoint(folded, deploy_path)
     records.append(ArtifactRecord("PyTorch folded", "torch", deploy_path, "fp32", fold_parity))
 
     input_contract = {
@@ -493,7 +492,6 @@ def _export(
     manifest_path = out / "export.json"
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        make_readable(tmp)
     written.append(manifest_path)
     return ExportResult(out, stem, records, manifest, passed, trt_note)
 

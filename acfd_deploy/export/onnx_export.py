@@ -15,7 +15,6 @@ import onnx
 import torch
 from torch import nn
 
-from acfd_deploy.export.files import make_readable
 from acfd_deploy.fileio import atomic_path
 
 INPUT_NAME = "images"
@@ -100,7 +99,6 @@ def read_metadata(path_or_proto: str | os.PathLike[str] | onnx.ModelProto) -> di
 def save_onnx(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
-        make_readable(tmp)
     return Path(path)
 
 

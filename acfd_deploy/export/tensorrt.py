@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.export.files import make_readable
 from acfd_deploy.export.fp16 import PrecisionError
 from acfd_deploy.fileio import atomic_path, sha256_file
 
@@ -239,7 +238,6 @@ def write_sidecar(plan_path: str | os.PathLike[str], sidecar: Mapping[str, Any])
     path = sidecar_path(plan_path)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-        make_readable(tmp)
     return path
 
 
@@ -359,7 +357,6 @@ def build_engine(
     layers = check_engine_precision(inspect_engine(engine, profile["opt"]), precision)
     with atomic_path(plan_path) as tmp:
         tmp.write_bytes(bytes(engine_bytes))
-        make_readable(tmp)
     sidecar = make_sidecar(
         trt_version=trt_version,
         gpu=gpu,

@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import acfd_deploy  # noqa: E402
+from acfd_deploy.bench.timing import reference_workload  # noqa: E402
 from acfd_deploy.calibrate import smooth_random_images, well_conditioned  # noqa: E402
+from acfd_deploy.cost import count_flops  # noqa: E402
 from acfd_deploy.envinfo import environment  # noqa: E402
 from acfd_deploy.export.exporter import parity_batches  # noqa: E402
 from acfd_deploy.export.fp16 import convert_fp16  # noqa: E402
@@ -77,16 +79,23 @@ def main() -> int:
         for runner in runners.values():  # warm-up (allocations, kernel selection)
             runner.infer(x)
         times: dict[str, list[float]] = {name: [] for name in runners}
+        matmul = [reference_workload(torch.device("cpu"), size=2048)]  # before and after the rounds
         for r in range(repeats):
             for name, runner in runners.items():
                 t = time.perf_counter()
                 runner.infer(x)
                 times[name].append(time.perf_counter() - t)
             print(f"round {r + 1}/{repeats}: " + ", ".join(f"{short[n]} {times[n][-1] * 1e3:.0f} ms" for n in runners), flush=True)
+        matmul.append(reference_workload(torch.device("cpu"), size=2048))
 
     med = {n: statistics.median(v) for n, v in times.items()}
     train, ort32 = med["PyTorch training graph fp32"], med["ONNX Runtime fp32"]
     env = environment()
+    # compute efficiency: the folded network's GFLOP/s in ONNX Runtime fp32 over a large
+    # fp32 matrix product's GFLOP/s on the same cores, measured in the same run
+    gflops = count_flops(folded, h, w)
+    matmul_gflops = statistics.median(g for _, g in matmul)
+    efficiency = gflops / ort32 / matmul_gflops
     result = {
         "what": f"{args.config}, {h}x{w}, batch 1, CPU, median of {repeats} interleaved rounds",
         "measured_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -97,7 +106,19 @@ def main() -> int:
         "speedup_vs_onnxruntime_fp32": {n: round(ort32 / v, 2) for n, v in med.items()},
         "all_ms": {n: [round(t * 1e3, 1) for t in v] for n, v in times.items()},
         "int8": report,
-        "expectations": {"onnxruntime_fp32_vs_training_graph": ">= 1.6x", "onnxruntime_int8_vs_fp32": ">= 2.5x"},
+        "compute_efficiency": {
+            "network_gflops_per_image": round(gflops, 1),
+            "onnxruntime_fp32_gflops_per_s": round(gflops / ort32, 1),
+            "matmul_fp32_gflops_per_s": round(matmul_gflops, 1),
+            "matmul": "torch.mm 2048x2048x2048 fp32, median of runs before and after the rounds",
+            "efficiency": round(efficiency, 3),
+        },
+        "expectations": {
+            "onnxruntime_fp32_vs_training_graph": ">= 1.6x",
+            "onnxruntime_int8_vs_fp32": ">= 2.5x",
+            "folded_vs_training_graph": ">= 1.6x",
+            "onnxruntime_fp32_efficiency": ">= 0.70",
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
@@ -107,13 +128,18 @@ def main() -> int:
         f"CPU: {env['cpu']} ({env['cpu_count']} cores, torch threads {env['torch_threads']}); "
         f"torch {env['torch']}, onnxruntime {env['onnxruntime']}. Median of {repeats} interleaved rounds, "
         f"measured {result['measured_at']}; load average (1 min) {load_before[0]} before, "
-        f"{result['load_average_1_5_15min']['after'][0]} after (other jobs shared the machine).",
+        f"{result['load_average_1_5_15min']['after'][0]} after.",
         "",
         "| Artifact | Median latency | vs training graph | vs ONNX Runtime fp32 |",
         "| --- | ---: | ---: | ---: |",
     ]
     for n, v in med.items():
         lines.append(f"| {n} | {v * 1e3:.0f} ms | {train / v:.2f}x | {ort32 / v:.2f}x |")
+    lines += [
+        "",
+        f"Compute efficiency of ONNX Runtime fp32: {gflops:.1f} GFLOP per image / {ort32 * 1e3:.0f} ms = {gflops / ort32:.1f} GFLOP/s, "
+        f"against {matmul_gflops:.1f} GFLOP/s for a 2048^3 fp32 matrix product on the same cores in the same run: {efficiency:.0%}.",
+    ]
     lines += ["", "Reproduce: `.venv/bin/python benchmarks/bench_export.py`. Not a timed test: figures vary with machine and load.", ""]
     args.out.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))

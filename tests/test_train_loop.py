@@ -138,4 +138,5 @@ def test_two_process_ddp_step_on_cpu(synth: tuple[Path, Path], tmp_path: Path) -
     ckpt = read_checkpoint(tmp_path / "last.pth")
     # 16 images over 2 ranks at batch 2: 4 steps, each seeing 4 images
     assert ckpt.extra["iteration"] == 4
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["out"] == str(tmp_path)
+    summaries = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1 and json.loads(summaries[0])["out"] == str(tmp_path), proc.stdout

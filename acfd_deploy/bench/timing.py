@@ -66,14 +66,15 @@ def peak_host_memory_mb() -> float | None:
 
 
 @torch.inference_mode()
-def reference_workload(device: torch.device, seconds: float = 0.5) -> tuple[float, float]:
+def reference_workload(device: torch.device, seconds: float = 0.5, size: int | None = None) -> tuple[float, float]:
     """A dense matrix product measured now, on this device: ``(ms per call, GFLOP/s)``.
 
     Regression gates divide latencies by it (so a slower shared runner does not read as a
     regression) and the compute-efficiency figure divides the network's GFLOP/s by it.
-    fp32 1024^3 on CPU, fp16 8192^3 on GPU: both large enough to run at peak.
+    fp32 1024^3 on CPU (``size`` overrides), fp16 8192^3 on GPU.
     """
     n, dtype = (8192, torch.float16) if device.type == "cuda" else (1024, torch.float32)
+    n = size or n
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     samples = measure(lambda: torch.mm(a, b), TimingPolicy(warmup=2, min_iters=5, min_seconds=seconds), device)

@@ -95,8 +95,14 @@ def _body(args: argparse.Namespace) -> int:
         out=args.out,
         max_iters_per_epoch=args.max_iters_per_epoch,
     )
+    import torch.distributed as dist
+
     result = Trainer(cfg, resume=args.resume, progress=not args.no_progress).fit()
-    print(json.dumps({"best_ap": result["best_ap"], "out": result["out"]}))
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    if rank == 0:  # one summary line, not one per process
+        print(json.dumps({"best_ap": result["best_ap"], "out": result["out"]}))
     return EXIT_OK
 
 

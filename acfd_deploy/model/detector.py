@@ -75,8 +75,9 @@ class ACFD(nn.Module):
             return TrainOutput(logits, deltas, anchors)
         # decode in float32 even for a half-precision network: pixel coordinates up to a
         # few thousand lose whole pixels in fp16
-        boxes = decode(deltas.float(), anchors, self.config.variances)
-        return boxes, torch.sigmoid(logits.float())
+        out_dtype = torch.promote_types(deltas.dtype, torch.float32)  # fp16 -> fp32; fp64 stays
+        boxes = decode(deltas.to(out_dtype), anchors.to(out_dtype), self.config.variances)
+        return boxes, torch.sigmoid(logits.to(out_dtype))
 
 
 def build_model(config: str | ModelConfig | dict) -> ACFD:

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="epochs at which the rate drops 10x (default: 2/3, 5/6, 14/15 of --epochs, as the paper)",
     )
+    p.add_argument("--clip-grad", type=float, default=35.0, help="clip the gradient norm to this (0: no clipping)")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/train", help="folder for last.pth, best.pth and log.csv")
@@ -91,6 +92,7 @@ def _body(args: argparse.Namespace) -> int:
         warmup_iters=args.warmup_iters,
         milestones=tuple(args.milestones),
         workers=args.workers,
+        clip_grad_norm=args.clip_grad if args.clip_grad > 0 else float("inf"),
         seed=args.seed,
         out=args.out,
         max_iters_per_epoch=args.max_iters_per_epoch,

@@ -85,7 +85,7 @@ def _read_safetensors(path: Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            state = {k: fh.get_tensor(k) for k in fh.keys()}
+            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118  (a safe_open handle, not a dict)
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"{path} is not a readable safetensors file ({_short(exc)})") from None
     config: str | dict[str, Any] | None = None

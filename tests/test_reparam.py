@@ -9,9 +9,8 @@ from torch import nn
 import acfd_deploy
 from acfd_deploy.calibrate import smooth_random_images
 from acfd_deploy.model.layers import ACB, FixedFusion, LevelConvAct, WeightedFusion
-from acfd_deploy.reparam import is_reparameterized
-
 from acfd_deploy.parity import TensorDiff, tensor_diff
+from acfd_deploy.reparam import is_reparameterized
 
 SIZES = [(640, 640), (480, 645), (333, 517)]
 

@@ -112,3 +112,19 @@ def test_empty_image_has_only_negative_loss_and_gradients() -> None:
     assert parts.reg.item() == 0.0 and parts.cls.item() > 0
     parts.total.backward()
     assert logits.grad is not None and (logits.grad > 0).all(), "every anchor is pushed towards background"
+
+
+def test_few_compensated_anchors_never_outweigh_matched_ones() -> None:
+    """N2 is floored at N1: one compensated anchor among many matched ones weighs lambda / N1."""
+    cfg = LossConfig(margin=0.0)
+    gt = torch.tensor([[0.0, 0, 32, 32]])
+    matched = torch.tensor([[0.0, 0, 32, 32]]).repeat(5, 1) + torch.arange(5.0)[:, None] * 0.1
+    far = torch.tensor([[40.0, 40, 72, 72]])  # IoU 0 with the face; its regression will be exact
+    anchors = torch.cat((matched, far))
+    deltas = torch.zeros(1, 6, 4)
+    deltas[0, 5] = encode(gt, far, cfg.variances)[0]
+    logits = torch.zeros(1, 6)
+    parts = mbc_loss(logits, deltas, anchors, [gt], cfg)
+    assert (parts.matched, parts.compensated) == (5, 1)
+    focal = focal_loss_with_margin(logits[0], torch.ones(6), 0.0, cfg.focal_alpha, cfg.focal_gamma)
+    assert torch.allclose(parts.cls, focal[:5].sum() / 5 + 0.7 * focal[5] / 5)

@@ -25,6 +25,8 @@ from acfd_deploy.configs import ModelConfig, list_configs, resolve_config
 from acfd_deploy.errors import CheckpointError
 from acfd_deploy.fileio import atomic_path
 
+# the files load_model reads; every tool that dispatches on a model path asks this
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
 TRAIN_GRAPH = "train"
 DEPLOY_GRAPH = "deploy"
 _PREFIXES = ("module.", "_orig_mod.")

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from acfd_deploy.checkpoint import CHECKPOINT_SUFFIXES as TORCH_SUFFIXES
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.runtime.base import Runner
-
-TORCH_SUFFIXES = (".pth", ".pt", ".safetensors")
 
 
 @dataclass

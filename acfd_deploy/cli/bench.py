@@ -250,9 +250,9 @@ def _stored_config(path: Path) -> str | dict[str, Any] | None:
 
         meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         return json.loads(meta["config"]) if "config" in meta else meta.get("config_name")
-    if path.suffix in (".pth", ".pt", ".safetensors"):
-        from acfd_deploy.checkpoint import read_checkpoint
+    from acfd_deploy.checkpoint import CHECKPOINT_SUFFIXES, read_checkpoint
 
+    if path.suffix in CHECKPOINT_SUFFIXES:
         return read_checkpoint(path).config
     return None
 

@@ -11,10 +11,10 @@ import inspect
 import os
 from pathlib import Path
 
+from acfd_deploy.checkpoint import CHECKPOINT_SUFFIXES as TORCH_SUFFIXES
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.runtime.base import Runner
 
-TORCH_SUFFIXES = (".pth", ".pt", ".safetensors")
 # suffix -> (module, class names it may export, first found wins)
 BACKENDS = {
     ".onnx": ("acfd_deploy.runtime.onnx_runner", ("OnnxRuntimeRunner",)),

@@ -70,7 +70,7 @@ def exported(weights: Path, calib_dir: Path, tmp_path_factory: pytest.TempPathFa
     with contextlib.redirect_stdout(buf):
         rc = main(
             ["--weights", str(weights), "--fp16", "--int8", "--calib", str(calib_dir), "--imgsz", *map(str, IMGSZ),
-             "--batch", "2", "--engine", "auto", "--out", str(out)]
+             "--batch", "2", "--engine", "auto", "--val-count", "6", "--out", str(out)]
         )  # fmt: skip
     return {"rc": rc, "out": out, "stdout": buf.getvalue(), "manifest": json.loads((out / "export.json").read_text())}
 
@@ -180,6 +180,15 @@ def test_onnx_int8_detection_parity(exported: dict, tiny_model: torch.nn.Module)
     assert match.rate >= parity.INT8_MIN_MATCH, match
     assert np.corrcoef(ref[1].ravel(), out[1].ravel())[0, 1] >= 0.99
     assert parity.tensor_diff(ref, out).score_abs > 1e-4  # really quantized
+
+
+def test_int8_of_random_weights_is_judged_by_match_rate(exported: dict) -> None:
+    # random weights find no faces, so AP cannot judge int8: the match rate decides, and says why
+    entry = next(a for a in exported["manifest"]["artifacts"] if a["name"] == "ONNX int8")
+    p = entry["parity"]
+    assert p["rule"] == "match" and p["reference_ap"] < 0.1 and "do not detect enough" in p["why"]
+    assert p["required"] == {"match_rate": parity.INT8_MIN_MATCH}
+    assert "judged by detection match rate" in exported["stdout"]
 
 
 def test_int8_file_rewritten_for_tensorrt_keeps_its_detections(exported: dict, tiny_model: torch.nn.Module) -> None:

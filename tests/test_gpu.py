@@ -43,3 +43,18 @@ def test_cuda_graphs_replay_matches_eager(tiny_model: torch.nn.Module) -> None:
         images = smooth_random_images(3, 160, 224, seed=seed).numpy()
         (b1, s1), (b2, s2) = eager.infer(images), graphed.infer(images)
         assert np.allclose(s1, s2, atol=1e-3) and np.allclose(b1, b2, rtol=1e-3, atol=0.5)
+
+
+def test_demo_model_keeps_its_ap_on_cuda_in_fp32_and_fp16() -> None:
+    """Trained weights through the whole pipeline on the GPU: AP50 within a point of the CPU."""
+    from pathlib import Path
+
+    from acfd_deploy.export.accuracy import MAX_AP_DROP, detection_ap, synthetic_validation_set
+
+    demo = Path(__file__).resolve().parents[1] / "models" / "acfd-tiny-demo.pth"
+    val = synthetic_validation_set(32, (320, 352))
+    ref = detection_ap(TorchRunner(acfd_deploy.reparameterize(acfd_deploy.load_model(demo))), val, (320, 352))
+    assert ref >= 0.5
+    for precision in ("fp32", "fp16"):
+        runner = TorchRunner(acfd_deploy.reparameterize(acfd_deploy.load_model(demo)), "cuda", precision)
+        assert detection_ap(runner, val, (320, 352)) >= ref - MAX_AP_DROP, precision

@@ -22,12 +22,22 @@ def test_tensor_diff_identical_and_perturbed() -> None:
     assert parity.tensor_diff(ref, ref) == parity.TensorDiff(0.0, 0.0)
     boxes, scores = ref[0].copy(), ref[1].copy()
     scores[1, 7] += 3e-4
-    boxes[0, 3, 2] *= 1 + 2e-4
+    boxes[0, 3, 3] = boxes[0, 3, 3] + 2e-4 * np.abs(boxes[0, 3]).max()
     diff = parity.tensor_diff(ref, (boxes, scores))
     assert diff.score_abs == pytest.approx(3e-4, rel=1e-2)
     assert diff.box_rel == pytest.approx(2e-4, rel=1e-2)
     assert not diff.ok()
     assert diff.ok(1e-3, 1e-3)
+
+
+def test_tensor_diff_box_error_is_relative_to_the_box_not_the_coordinate() -> None:
+    # a 179-pixel box whose x1 lands near 0: rounding there follows the box's size
+    ref = (np.array([[[-1.05, 10.0, 178.0, 230.0]]], np.float32), np.zeros((1, 1), np.float32))
+    cand = (ref[0] + np.array([3e-4, 0, 0, 0], np.float32), ref[1])
+    assert parity.tensor_diff(ref, cand).box_rel == pytest.approx(3e-4 / 230.0, rel=1e-2)
+    far = (ref[0] + np.array([0, 0, 0, 0.1], np.float32), ref[1])  # 0.1 px on a 230 px box
+    assert parity.tensor_diff(ref, far).box_rel == pytest.approx(0.1 / 230.0, rel=1e-2)
+    assert not parity.tensor_diff(ref, far).ok()
 
 
 def test_tensor_diff_box_error_is_absolute_near_zero() -> None:

@@ -120,6 +120,18 @@ def test_postprocess_caps_and_merges_scales() -> None:
     assert np.allclose(out[0][1], single[0][1])
 
 
+def test_postprocess_drops_boxes_that_clip_to_nothing() -> None:
+    # the best box lies wholly right of a 100-pixel-wide image, the second is 0.5 pixels
+    # thin after clipping: neither is a detection; the third is a real face
+    boxes = np.array([[[120, 10, 180, 60], [99.5, 10, 140, 60], [10, 10, 40, 50]]], np.float32)
+    scores = np.array([[0.99, 0.95, 0.6]], np.float32)
+    hw = np.array([[100, 101]], np.float32)
+    ((kept, kept_scores),) = postprocess([(boxes, scores, np.ones((1, 2), np.float32))], hw)
+    assert kept.tolist() == [[10, 10, 40, 50]] and kept_scores.tolist() == pytest.approx([0.6])
+    ((all_boxes, _),) = postprocess([(boxes, scores, np.ones((1, 2), np.float32))], hw, PostprocessConfig(min_box_size=0.0))
+    assert len(all_boxes) == 3
+
+
 def test_postprocess_torch_and_numpy_inputs_agree() -> None:
     rng = np.random.default_rng(1)
     xy = rng.uniform(0, 200, size=(3, 500, 2)).astype(np.float32)

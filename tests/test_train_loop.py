@@ -81,6 +81,11 @@ def test_resume_continues_where_it_stopped(synth: tuple[Path, Path], tmp_path: P
     assert read_checkpoint(tmp_path / "last.pth").extra["iteration"] == 8
     log = (tmp_path / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,") and len(log) == 3
+    # the curves cover both runs' epochs (the plot is redrawn from the whole log)
+    from acfd_deploy.train.plot import read_log
+
+    assert [r["epoch"] for r in read_log(tmp_path / "log.csv")] == [1.0, 2.0]
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_resume_of_another_config_is_refused(synth: tuple[Path, Path], tmp_path: Path) -> None:

@@ -140,9 +140,15 @@ def bench_target(target: Target, plan: BenchPlan, runner: Runner) -> list[dict[s
     return rows
 
 
+# images of the synthetic labelled set an int8 target's AP is measured on
+INT8_VAL_IMAGES = 32
+
+
 def parity_row(target: Target, runner: Runner, reference: Runner, imgsz: tuple[int, int], seed: int = 3) -> dict[str, Any]:
     """Tensor-level and detection-level comparison with the reference on two cartoon
-    batches (batch 2, the bench size and a second, odd size)."""
+    batches (batch 2, the bench size and a second, odd size); int8 targets are judged by
+    AP50 on labelled synthetic scenes when the reference detects enough for AP to mean
+    something, as acfd-export judges them."""
     from acfd_deploy.parity import detection_match, merge_diffs, merge_matches, min_match_rate, tensor_diff
 
     h, w = imgsz
@@ -155,4 +161,11 @@ def parity_row(target: Target, runner: Runner, reference: Runner, imgsz: tuple[i
         matches.append(detection_match(ref, cand))
     diff, match = merge_diffs(diffs), merge_matches(matches)
     ok = diff.ok() if target.precision == "fp32" and target.backend != "tensorrt" else match.rate >= min_match_rate(target.precision)
-    return {"score_abs": diff.score_abs, "box_rel": diff.box_rel, "match": match.to_dict(), "passed": bool(ok)}
+    row: dict[str, Any] = {"score_abs": diff.score_abs, "box_rel": diff.box_rel, "match": match.to_dict(), "passed": bool(ok)}
+    if target.precision == "int8":  # judged by AP where the model detects (acfd_deploy.export.accuracy)
+        from acfd_deploy.export.accuracy import accuracy_verdict, detection_ap, synthetic_validation_set
+
+        val = synthetic_validation_set(INT8_VAL_IMAGES, imgsz)
+        ref_ap, cand_ap = detection_ap(reference, val, imgsz), detection_ap(runner, val, imgsz)
+        row.update(accuracy_verdict(ref_ap, cand_ap, match.rate, min_match_rate("int8")))
+    return row

@@ -18,10 +18,12 @@ from acfd_deploy.pipeline.detector import DEFAULT_SCALE, MS_TEST_SCALES, Detecto
 PROG = "acfd-detect"
 
 
-def add_pipeline_args(parser: argparse.ArgumentParser, model_required: bool) -> None:
+def add_pipeline_args(parser: argparse.ArgumentParser, model_required: bool, model_default_note: str = "") -> None:
     """Options shared with acfd-eval --model: the model and how images reach it."""
     parser.add_argument(
-        "--model", required=model_required, help="weights: .pth/.pt/.safetensors (PyTorch), .onnx (ONNX Runtime) or .plan (TensorRT)"
+        "--model",
+        required=model_required,
+        help="weights: .pth/.pt/.safetensors (PyTorch), .onnx (ONNX Runtime) or .plan (TensorRT)" + model_default_note,
     )
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument("--ms-test", action="store_true", help="the paper's multi-scale test: 480x645, 640x860 and 800x1075, merged")
@@ -83,6 +85,14 @@ def _body(args: argparse.Namespace) -> int:
     if not paths:
         raise AcfdError("no images found in " + ", ".join(args.inputs))
     check_unique_names(paths)
+    if args.model is None:
+        from acfd_deploy.export.exporter import DEFAULT_WEIGHTS, default_weights
+
+        demo = default_weights()
+        if demo is None:
+            raise AcfdError(f"--model is needed (no bundled {DEFAULT_WEIGHTS} here)")
+        args.model = str(demo)
+        print(f"{PROG}: no --model given: using the bundled demo model {demo} (trained on synthetic faces only)", file=sys.stderr)
     detector = build_detector(args)
     out = Path(args.out)
     annotated_dir = out / "annotated"
@@ -148,7 +158,7 @@ def _body(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = make_parser(PROG, "Detect cartoon faces: writes annotated images, detections.csv (challenge format) and detections.json.")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or directories of images")
-    add_pipeline_args(parser, model_required=True)
+    add_pipeline_args(parser, model_required=False, model_default_note="; default: the bundled demo model, models/acfd-tiny-demo.pth")
     parser.add_argument(
         "--conf", type=float, default=0.5, help="score needed for a box to be drawn (the CSV and JSON keep every detection)"
     )

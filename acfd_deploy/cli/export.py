@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from acfd_deploy.cli.common import EXIT_CHECK_FAILED, EXIT_OK, make_parser, positive_int, run
+from acfd_deploy.export.accuracy import DEFAULT_VAL_IMAGES
 
 PROG = "acfd-export"
 
@@ -54,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="also write an fp16 ONNX (fp32 inputs/outputs, box decoding kept fp32)")
     p.add_argument("--int8", action="store_true", help="also write an int8 Q/DQ ONNX, statically calibrated on --calib images")
     p.add_argument("--calib", type=Path, default=Path("calib"), help="folder of calibration images for --int8 (png/jpg/...)")
+    p.add_argument(
+        "--val-data",
+        type=Path,
+        default=None,
+        help="labelled validation CSV (iCartoonFace format) on which --int8 must keep AP50 within 1 point "
+        "of the PyTorch model; default: synthetic cartoon scenes at --imgsz",
+    )
+    p.add_argument("--val-images", type=Path, default=None, help="folder holding the --val-data images")
+    p.add_argument("--val-count", type=int, default=DEFAULT_VAL_IMAGES, help="images of the validation set used for the int8 AP check")
     p.add_argument(
         "--imgsz",
         nargs=2,
@@ -101,6 +111,9 @@ def _body(args: argparse.Namespace) -> int:
         workspace=args.workspace,
         out=args.out,
         seed=args.seed,
+        val_data=args.val_data,
+        val_images=args.val_images,
+        val_count=args.val_count,
     )
     print(f"{PROG}: exporting to {opts.out}/", flush=True)
     result = run_export(opts)

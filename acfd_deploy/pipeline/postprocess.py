@@ -1,5 +1,6 @@
 """The paper's post-processing, batched: per scale the top 1,000 with score > 0.08, boxes
-mapped back to each image's own pixels, scales merged, NMS at IoU 0.55, top 100.
+mapped back to each image's own pixels (those clipped to less than a pixel dropped),
+scales merged, NMS at IoU 0.55, top 100.
 
 Everything is tensor code over ``[B, ...]`` with per-image factors, so a batch of images
 of different original sizes is one call; numpy arrays go through the same code.
@@ -21,6 +22,10 @@ class PostprocessConfig:
     pre_nms_topk: int = 1000
     nms_iou: float = 0.55
     max_det: int = 100
+    # a box narrower or shorter than this (pixels, after clipping to the image) is dropped:
+    # one that lay outside the image clips to nothing and is no detection (as torchvision's
+    # remove_small_boxes); measured on the first demo model, such boxes carried scores of 0.95
+    min_box_size: float = 1.0
 
 
 def select_topk(
@@ -66,9 +71,11 @@ def postprocess(
     for boxes, scores, scale in per_scale:
         b_t, s_t = to_torch(boxes).float(), to_torch(scores).float()
         tb, ts, tv = select_topk(b_t, s_t, cfg.score_threshold, cfg.pre_nms_topk)
-        all_boxes.append(map_to_image(tb, to_torch(scale).float().to(tb.device), hw.to(tb.device)))
-        all_scores.append(ts)
-        all_valid.append(tv)
+        mapped = map_to_image(tb, to_torch(scale).float().to(tb.device), hw.to(tb.device))
+        sized = ((mapped[..., 2:] - mapped[..., :2]) >= cfg.min_box_size).all(dim=-1)
+        all_boxes.append(mapped)
+        all_scores.append(torch.where(sized, ts, torch.zeros_like(ts)))
+        all_valid.append(tv & sized)
     boxes_m, scores_m, valid_m = torch.cat(all_boxes, 1), torch.cat(all_scores, 1), torch.cat(all_valid, 1)
     keep = batched_nms(boxes_m, scores_m, cfg.nms_iou, valid_m, max_keep=cfg.max_det)
     key = torch.where(keep, scores_m, torch.full_like(scores_m, -torch.inf))

@@ -28,6 +28,7 @@ from acfd_deploy.model.detector import build_model
 from acfd_deploy.train.augment import AugmentConfig
 from acfd_deploy.train.dataset import FaceDataset, collate
 from acfd_deploy.train.loss import LossConfig, mbc_loss
+from acfd_deploy.train.plot import plot_history, read_log
 from acfd_deploy.train.schedule import learning_rate, paper_milestones
 
 LOG_FIELDS = ["epoch", "iterations", "lr", "loss", "cls", "reg", "matched", "compensated", "val_ap", "seconds"]
@@ -259,6 +260,7 @@ class Trainer:
                 } | stats
                 history.append(row)
                 _append_log(log_path, row)
+                plot_history(read_log(log_path), self.out / "curves.png", title=f"{self.model_config.name}: {self.out}")
                 if not math.isnan(ap) and ap > self.best_ap:
                     self.best_ap = ap
                     self.save(epoch, "best.pth")

@@ -5,13 +5,21 @@
 #   2. the best epoch (validation AP50) is saved as weights + config only, with its recipe;
 #   3. AP50 is measured on 200 held-out synthetic images (seed 4242, never trained on).
 # Usage: scripts/train_demo.sh [RUN_DIR] [WEIGHTS_OUT]   (defaults: runs/demo, models/acfd-tiny-demo.pth)
+# QUICK=1 runs every step on a handful of tiny images in seconds (the test suite does, so
+# this script cannot rot); BIN overrides the folder of the commands (default .venv/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=.venv/bin
+BIN=${BIN:-.venv/bin}
 RUN=${1:-runs/demo}
 WEIGHTS=${2:-models/acfd-tiny-demo.pth}
 RECIPE=(--synthetic 2000 --synth-size 320 320 --config acfd-tiny --imgsz 256 --epochs 16 --milestones 11 14
         --batch 8 --lr 0.02 --warmup-iters 200 --workers 1 --seed 0)
+HELDOUT=(--num 200 --seed 4242 --size 320 320)
+if [[ "${QUICK:-}" == 1 ]]; then
+  RECIPE=(--synthetic 20 --synth-size 160 160 --config acfd-tiny --imgsz 160 --epochs 1 --batch 4
+          --max-iters-per-epoch 2 --workers 0 --seed 0 --no-progress)
+  HELDOUT=(--num 4 --seed 4242 --size 160 160)
+fi
 
 start=$(date +%s)
 "$BIN/acfd-train" "${RECIPE[@]}" --out "$RUN"
@@ -34,6 +42,7 @@ acfd_deploy.save_checkpoint(model, weights, extra={"provenance": {
 print(f"saved {weights}: epoch {best['epoch']} of {len(log)}, validation AP50 {float(best['val_ap']):.3f}, trained in {seconds} s")
 EOF
 
-"$BIN/acfd-synth" --out "$RUN/heldout" --num 200 --seed 4242 --size 320 320
-"$BIN/acfd-eval" --gt "$RUN/heldout/gt.csv" --images "$RUN/heldout/images" --model "$WEIGHTS" --imgsz 320 320 \
-    --json "$RUN/heldout.json" --plot "$RUN/heldout-pr.png"
+"$BIN/acfd-synth" --out "$RUN/heldout" "${HELDOUT[@]}"
+size=("${HELDOUT[@]: -2}")
+"$BIN/acfd-eval" --gt "$RUN/heldout/gt.csv" --images "$RUN/heldout/images" --model "$WEIGHTS" --imgsz "${size[@]}" \
+    --no-progress --json "$RUN/heldout.json" --plot "$RUN/heldout-pr.png"

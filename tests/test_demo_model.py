@@ -110,3 +110,27 @@ def test_detect_defaults_to_the_demo_model(tmp_path: Path, capsys: pytest.Captur
     meta = json.loads((tmp_path / "out" / "detections.json").read_text())
     assert Path(meta["model"]).resolve() == DEMO.resolve()
     assert any(d["score"] >= 0.5 for d in meta["images"][0]["detections"])
+
+
+def test_train_demo_script_runs_every_step(tmp_path: Path) -> None:
+    """scripts/train_demo.sh, the demo model's recipe, in its QUICK mode: train, package
+    the best epoch with its provenance, score a held-out set."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QUICK": "1", "BIN": str(Path(sys.executable).parent)}
+    weights = tmp_path / "demo.pth"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "train_demo.sh"), str(tmp_path / "run"), str(weights)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    payload = torch.load(weights, map_location="cpu", weights_only=True)
+    assert payload["provenance"]["recipe"].startswith("acfd-train --synthetic 20 ") and payload["provenance"]["epoch"] == 1
+    result = json.loads((tmp_path / "run" / "heldout.json").read_text())
+    assert result["gt_images"] == 4 and result["model"] == str(weights)
+    assert (tmp_path / "run" / "curves.png").is_file()

@@ -78,7 +78,7 @@ def demo_export(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 str(out),
             ]
         )  # fmt: skip  (no --weights: the bundled model is the default)
-    return {"rc": rc, "stdout": buf.getvalue(), "manifest": json.loads((out / "export.json").read_text())}
+    return {"rc": rc, "out": out, "stdout": buf.getvalue(), "manifest": json.loads((out / "export.json").read_text())}
 
 
 def test_export_defaults_to_the_demo_model_and_passes_every_gate(demo_export: dict) -> None:
@@ -134,3 +134,15 @@ def test_train_demo_script_runs_every_step(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "run" / "heldout.json").read_text())
     assert result["gt_images"] == 4 and result["model"] == str(weights)
     assert (tmp_path / "run" / "curves.png").is_file()
+
+
+def test_bench_parity_judges_the_demo_int8_by_ap(demo_export: dict, tmp_path: Path) -> None:
+    from acfd_deploy.cli.bench import main as bench_main
+
+    out_json = tmp_path / "bench.json"
+    args = ["--model", str(demo_export["out"] / "acfd-tiny-demo.int8.onnx"), "--weights", str(DEMO), "--parity"]
+    fast = ["--batch", "1", "--repeats", "1", "--min-time", "0", "--warmup", "1", "--imgsz", "256", "288"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert bench_main([*args, *fast, "--json", str(out_json)]) == 0
+    (row,) = json.loads(out_json.read_text())["results"]
+    assert row["parity"]["rule"] == "ap" and row["parity"]["reference_ap"] >= 0.5 and row["parity_ok"] is True

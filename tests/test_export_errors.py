@@ -49,7 +49,10 @@ def _bad_cases(tmp: Path, weights: Path, calib: Path) -> dict[str, tuple[list[st
     (bad_calib / "broken.png").write_bytes(b"\x89PNG but not really")
     a_file = tmp / "a_file"
     a_file.write_text("x")
+    val_csv = tmp / "val.csv"
+    val_csv.write_text("gone.png,10,10,50,50,face\n")
     w = ["--weights", str(weights)]
+    i8 = [*w, "--int8", "--calib", str(calib)]
     return {
         "missing weights": (["--weights", str(tmp / "nope.pth")], "not found"),
         "corrupt weights": (["--weights", str(garbage)], "garbage.pth (is not a PyTorch checkpoint|holds Python objects)"),
@@ -65,6 +68,11 @@ def _bad_cases(tmp: Path, weights: Path, calib: Path) -> dict[str, tuple[list[st
         "size below minimum": ([*w, "--imgsz", "100", "300"], "minimum side 125"),
         "zero batch": ([*w, "--batch", "0"], "positive integer"),
         "bad workspace": ([*w, "--workspace", "-1"], "positive size"),
+        "val csv without images": ([*i8, "--val-data", str(val_csv)], "go together"),
+        "val without int8": ([*w, "--val-data", str(val_csv), "--val-images", str(tmp)], "judge the --int8"),
+        "val images missing": ([*i8, "--val-data", str(val_csv), "--val-images", str(tmp)], "none of its images"),
+        "val folder missing": ([*i8, "--val-data", str(val_csv), "--val-images", str(tmp / "nope")], "not a directory"),
+        "zero val count": ([*i8, "--val-count", "0"], "at least 1"),
     }
 
 
@@ -83,6 +91,11 @@ CASES = [
     "size below minimum",
     "zero batch",
     "bad workspace",
+    "val csv without images",
+    "val without int8",
+    "val images missing",
+    "val folder missing",
+    "zero val count",
 ]
 
 

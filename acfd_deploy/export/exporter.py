@@ -185,6 +185,8 @@ def validate(opts: ExportOptions) -> None:
         raise AcfdError(f"--workspace must be positive (GiB), got {opts.workspace}")
     if (opts.val_data is None) != (opts.val_images is None):
         raise AcfdError("--val-data and --val-images go together (the CSV and the folder of its images)")
+    if opts.val_data is not None and not opts.int8:
+        raise AcfdError("--val-data and --val-images judge the --int8 artifact by AP; add --int8 or leave them out")
     if opts.val_count < 1:
         raise AcfdError(f"--val-count must be at least 1, got {opts.val_count}")
     if not 13 <= opts.opset <= 23:

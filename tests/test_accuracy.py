@@ -27,6 +27,10 @@ def test_verdict_falls_back_to_match_rate_when_ap_cannot_judge() -> None:
     low = accuracy_verdict(accuracy.MIN_REFERENCE_AP - 0.01, 0.0, match_rate=0.96, min_match_rate=0.95)
     assert low["rule"] == "match" and low["passed"] and "do not detect enough" in low["why"]
     assert not accuracy_verdict(0.0, 0.0, match_rate=0.9, min_match_rate=0.95)["passed"]
+    skipped = accuracy_verdict(0.02, None, match_rate=0.99, min_match_rate=0.95)  # not measured: cannot decide
+    assert skipped["passed"] and skipped["ap"] is None and skipped["ap_drop"] is None
+    with pytest.raises(ValueError, match="needs the candidate"):
+        accuracy_verdict(0.8, None, match_rate=1.0, min_match_rate=0.95)
 
 
 def test_synthetic_validation_set_is_deterministic_and_labelled() -> None:

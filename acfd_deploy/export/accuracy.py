@@ -114,11 +114,19 @@ def detection_ap(runner: Any, val: ValidationSet, imgsz: tuple[int, int], batch:
     return evaluate(gt, boxes, scores).ap
 
 
-def accuracy_verdict(reference_ap: float, candidate_ap: float, match_rate: float, min_match_rate: float) -> dict[str, Any]:
+def ap_can_judge(reference_ap: float) -> bool:
+    """Whether the reference detects enough for an AP drop to mean something."""
+    return reference_ap >= MIN_REFERENCE_AP
+
+
+def accuracy_verdict(reference_ap: float, candidate_ap: float | None, match_rate: float, min_match_rate: float) -> dict[str, Any]:
     """The int8 rule, as a pure function: the AP rule when the reference detects enough
-    for AP to mean something, else the detection match rate."""
-    drop = reference_ap - candidate_ap
-    if reference_ap >= MIN_REFERENCE_AP:
+    for AP to mean something, else the detection match rate (``candidate_ap`` may then be
+    None: callers skip measuring what cannot decide)."""
+    drop = None if candidate_ap is None else reference_ap - candidate_ap
+    if ap_can_judge(reference_ap):
+        if drop is None:
+            raise ValueError("the AP rule needs the candidate's AP")
         return {
             "rule": "ap",
             "reference_ap": reference_ap,

@@ -280,11 +280,11 @@ class _ApJudge:
 
     def __call__(self, parity: dict[str, Any], runner: Any) -> dict[str, Any]:
         from acfd_deploy import parity as parity_rules
-        from acfd_deploy.export.accuracy import accuracy_verdict, detection_ap
+        from acfd_deploy.export.accuracy import accuracy_verdict, ap_can_judge, detection_ap
 
         if self.reference_ap is None:
             self.reference_ap = detection_ap(self.reference, self.val, self.imgsz, self.batch)
-        ap = detection_ap(runner, self.val, self.imgsz, self.batch)
+        ap = detection_ap(runner, self.val, self.imgsz, self.batch) if ap_can_judge(self.reference_ap) else None
         verdict = accuracy_verdict(self.reference_ap, ap, parity["match"]["rate"], parity_rules.min_match_rate("int8"))
         return {**parity, **verdict, "level": "accuracy" if verdict["rule"] == "ap" else parity["level"]}
 
@@ -599,7 +599,7 @@ def format_table(result: ExportResult) -> str:
             need_text = f"AP drop<={need['max_ap_drop']:.2f}"
         else:
             need_text = f"match>={need.get('match_rate', 0):.0%}"
-        ap_text = f"{p['ap']:.3f}" if "ap" in p else "-"
+        ap_text = f"{p['ap']:.3f}" if p.get("ap") is not None else "-"
         rows.append(
             (
                 r.name,

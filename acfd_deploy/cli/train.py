@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-grad", type=float, default=35.0, help="clip the gradient norm to this (0: no clipping)")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/train", help="folder for last.pth, best.pth and log.csv")
+    p.add_argument("--out", default="runs/train", help="folder for last.pth, best.pth, log.csv and curves.png (redrawn each epoch)")
     p.add_argument("--resume", metavar="CKPT", help="continue from a last.pth written by acfd-train")
     p.add_argument("--max-iters-per-epoch", type=positive_int, help="cap iterations per epoch (smoke tests)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -79,7 +79,10 @@ def read_validation_set(csv_path: str | os.PathLike[str], images_dir: str | os.P
     ann = read_annotations(csv_path, kind="auto")
     if not ann.boxes:
         raise AcfdError(f"--val-data {csv_path}: no usable rows")
-    names, images, boxes, notes = [], [], [], []
+    names: list[str] = []
+    images: list[np.ndarray] = []
+    boxes: list[np.ndarray] = []
+    notes: list[str] = []
     skipped: list[str] = []
     for name, faces in ann.boxes.items():
         if limit is not None and len(images) >= limit:

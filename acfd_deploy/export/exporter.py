@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
+from acfd_deploy.configs import ModelConfig
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.accuracy import DEFAULT_VAL_IMAGES, SYNTHETIC_VAL_SEED, ValidationSet
 from acfd_deploy.fileio import atomic_path, sha256_file
@@ -327,7 +328,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = _log_default) -
     out = Path(opts.out)
     with steps.step("load", "loading weights"):
         model, weights_info = resolve_model(opts)
-    config = model.config  # type: ignore[attr-defined]
+    config = cast(ModelConfig, model.config)
     min_side = min_input_size(config)
     h, w = opts.imgsz
     if min(h, w) < min_side:

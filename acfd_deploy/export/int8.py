@@ -56,7 +56,7 @@ def preprocess(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarra
         raise AcfdError(f"calibration image {path} cannot be read ({' '.join(str(exc).split())[:80]})") from None
     h, w = size
     if rgb.size != (w, h):
-        rgb = rgb.resize((w, h), Image.BILINEAR)
+        rgb = rgb.resize((w, h), Image.Resampling.BILINEAR)
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1)[None])
 
 

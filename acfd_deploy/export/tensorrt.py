@@ -88,7 +88,7 @@ def gpu_info() -> dict[str, str]:
     except Exception:
         pass
     try:  # without a CUDA build of torch, ask the CUDA runtime through cuda-python if present
-        from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
+        from cuda.bindings import runtime as cudart  # type: ignore[import-not-found,unused-ignore]
 
         err, props = cudart.cudaGetDeviceProperties(0)
         if int(err) == 0:

@@ -19,8 +19,9 @@ def level_anchors(
     height: int | torch.Tensor, width: int | torch.Tensor, stride: int, scale: float, device: torch.device | None = None
 ) -> torch.Tensor:
     """``[H * W, 4]`` xyxy anchors of one level, row-major like the head's outputs."""
-    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) * stride
-    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) * stride
+    # height and width are 0-d tensors while tracing for ONNX, so the export keeps them dynamic
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) * stride  # type: ignore[arg-type]
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) * stride  # type: ignore[arg-type]
     cy, cx = torch.meshgrid(ys, xs, indexing="ij")
     half = scale * stride / 2
     return torch.stack((cx - half, cy - half, cx + half, cy + half), dim=-1).reshape(-1, 4)

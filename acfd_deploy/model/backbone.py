@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from acfd_deploy.configs import ModelConfig, StageConfig
-from acfd_deploy.model.layers import ACB, ConvBNAct, EffectiveSE
+from acfd_deploy.model.layers import ACB, BNArgs, ConvBNAct, EffectiveSE
 
 
 def downsample(x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,7 @@ class VoVNetV3(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         c1, c2, c3 = config.stem
-        kw = {"eps": config.bn_eps, "momentum": config.bn_momentum}
+        kw: BNArgs = {"eps": config.bn_eps, "momentum": config.bn_momentum}
         self.stem = nn.Sequential(
             ConvBNAct(3, c1, 3, 2, **kw),
             ConvBNAct(c1, c2, 3, 1, **kw),

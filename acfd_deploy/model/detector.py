@@ -36,6 +36,9 @@ class ACFD(nn.Module):
     """Training mode returns :class:`TrainOutput`; eval mode returns ``(boxes, scores)``:
     boxes ``[B, N, 4]`` xyxy in input pixels, scores ``[B, N]`` in [0, 1], both float32."""
 
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config

@@ -14,7 +14,7 @@ from torch import nn
 
 from acfd_deploy.configs import ModelConfig
 from acfd_deploy.model.backbone import downsample
-from acfd_deploy.model.layers import ACB, ConvBNAct, WeightedFusion
+from acfd_deploy.model.layers import ACB, BNArgs, ConvBNAct, WeightedFusion
 
 
 class BiFPNLayer(nn.Module):
@@ -47,7 +47,7 @@ class BiFPNLayer(nn.Module):
 class ABiFPN(nn.Module):
     def __init__(self, in_channels: list[int], config: ModelConfig) -> None:
         super().__init__()
-        kw = {"eps": config.bn_eps, "momentum": config.bn_momentum}
+        kw: BNArgs = {"eps": config.bn_eps, "momentum": config.bn_momentum}
         width = config.fpn_channels
         self.lateral = nn.ModuleList(ConvBNAct(c, width, 1, act=False, **kw) for c in in_channels)
         self.layers = nn.ModuleList(BiFPNLayer(width, len(in_channels), **kw) for _ in range(config.fpn_repeats))

@@ -32,6 +32,7 @@ class AnchorHead(nn.Module):
         """Focal-loss prior (Lin et al. 2017): every anchor starts at p = prior_prob, so the
         first iterations are not swamped by the loss of 34k easy negatives."""
         nn.init.normal_(self.cls.weight, std=0.01)
+        assert self.cls.bias is not None and self.reg.bias is not None
         nn.init.constant_(self.cls.bias, -math.log((1 - self.prior_prob) / self.prior_prob))
         nn.init.normal_(self.reg.weight, std=0.01)
         nn.init.zeros_(self.reg.bias)

@@ -7,6 +7,8 @@ pass in :mod:`acfd_deploy.reparam` walks a model and calls it; blocks never fold
 
 from __future__ import annotations
 
+from typing import TypedDict, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +39,13 @@ class LevelConvAct(nn.Module):
 
     def forward(self, x: torch.Tensor, level: int = 0) -> torch.Tensor:
         return self.act(self.convs[level](x))
+
+
+class BNArgs(TypedDict):
+    """BatchNorm settings every block takes from the config (``**BNArgs`` stays typed)."""
+
+    eps: float
+    momentum: float
 
 
 class ConvBNAct(nn.Module):
@@ -97,7 +106,7 @@ class ACB(nn.Module):
     @torch.no_grad()
     def fused_kernel(self, level: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """The single 3x3 kernel and bias equal to this block at ``level`` (before ReLU)."""
-        branches = [fuse_conv_bn(b.conv, b.bns[level]) for b in (self.square, self.hor, self.ver)]
+        branches = [fuse_conv_bn(b.conv, cast(nn.BatchNorm2d, b.bns[level])) for b in (self.square, self.hor, self.ver)]
         return sum_branches(branches, (3, 3))
 
     @torch.no_grad()
@@ -144,6 +153,8 @@ class WeightedFusion(nn.Module):
 
 class FixedFusion(nn.Module):
     """The inference form of :class:`WeightedFusion`: the normalized weights as constants."""
+
+    weights: torch.Tensor
 
     def __init__(self, weights: torch.Tensor) -> None:
         super().__init__()

@@ -106,7 +106,7 @@ def anchor_sampling(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generat
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     if max(nh, nw) > 4 * out_size + 4096:  # refuse absurd upscales of tiny faces
         return image, boxes
-    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR))
     boxes = boxes * np.array([nw / w, nh / h, nw / w, nh / h])
     face = face * np.array([nw / w, nh / h, nw / w, nh / h])
     # a window containing the chosen face's centre, inside the image where possible
@@ -128,7 +128,7 @@ def resize(image: np.ndarray, boxes: np.ndarray, size: tuple[int, int]) -> Sampl
     """To ``size`` (H, W) without keeping the aspect ratio, as the paper trains at 640x640."""
     h, w = image.shape[:2]
     th, tw = size
-    out = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((tw, th), Image.BILINEAR))
+    out = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((tw, th), Image.Resampling.BILINEAR))
     return out, boxes * np.array([tw / w, th / h, tw / w, th / h])
 
 

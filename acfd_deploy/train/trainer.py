@@ -116,7 +116,7 @@ class Trainer:
             self.val = FaceDataset(cfg.val_data, cfg.val_images, None)
         self.model = build_model(self.model_config).to(self.device)
         if dist.is_initialized() and torch.cuda.is_available():
-            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)  # type: ignore[assignment]
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.optimizer = torch.optim.SGD(self._param_groups(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.start_epoch, self.iteration, self.best_ap = 0, 0, -1.0
         if resume:
@@ -133,7 +133,8 @@ class Trainer:
 
     def _param_groups(self) -> list[dict[str, Any]]:
         """No weight decay on BN parameters and biases (standard; decaying BN gammas shrinks features)."""
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for p in self.model.parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
         return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -229,8 +230,8 @@ class Trainer:
         from acfd_deploy.pipeline.io import load_image
         from acfd_deploy.runtime.torch_runner import TorchRunner
 
-        size = self.cfg.val_imgsz or (self.cfg.imgsz, self.cfg.imgsz)
-        detector = Detector(TorchRunner(self.model, device=self.device), DetectorConfig(scales=(tuple(size),), batch_size=8))
+        h, w = self.cfg.val_imgsz or (self.cfg.imgsz, self.cfg.imgsz)
+        detector = Detector(TorchRunner(self.model, device=self.device), DetectorConfig(scales=((h, w),), batch_size=8))
         gt, boxes, scores = {}, {}, {}
         try:
             for path, faces in self.val.items:

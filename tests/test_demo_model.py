@@ -70,8 +70,6 @@ def demo_export(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "360",
                 "--batch",
                 "2",
-                "--val-count",
-                "24",
                 "--engine",
                 "onnx",
                 "--out",
@@ -146,3 +144,26 @@ def test_bench_parity_judges_the_demo_int8_by_ap(demo_export: dict, tmp_path: Pa
         assert bench_main([*args, *fast, "--json", str(out_json)]) == 0
     (row,) = json.loads(out_json.read_text())["results"]
     assert row["parity"]["rule"] == "ap" and row["parity"]["reference_ap"] >= 0.5 and row["parity_ok"] is True
+
+
+def test_export_judges_int8_on_the_users_labelled_set(tmp_path: Path) -> None:
+    """--val-data/--val-images: an iCartoonFace-format set on disk (images of other sizes
+    than --imgsz, one listed image missing) replaces the synthetic default."""
+    from acfd_deploy.data.synth import write_dataset
+
+    csv_path = write_dataset(tmp_path / "val", 121, seed=777, size=(300, 380), kind="val")  # ~560 faces
+    (tmp_path / "val" / "images" / "synth_777_000003.jpg").unlink()
+    out = tmp_path / "export"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = export_main(
+            ["--weights", str(DEMO), "--int8", "--calib", str(ROOT / "calib"), "--imgsz", "256", "320",
+             "--val-data", str(csv_path), "--val-images", str(tmp_path / "val" / "images"), "--engine", "onnx", "--out", str(out)]
+        )  # fmt: skip
+    text = buf.getvalue()
+    assert rc == 0, text
+    assert "1 image(s) missing or unreadable" in text
+    manifest = json.loads((out / "export.json").read_text())
+    int8 = next(a["parity"] for a in manifest["artifacts"] if a["name"] == "ONNX int8")
+    assert int8["rule"] == "ap" and int8["passed"] and int8["reference_ap"] >= 0.5
+    assert manifest["notes"]["int8_validation"]["source"] == f"120 images of {csv_path}"

@@ -70,7 +70,7 @@ def exported(weights: Path, calib_dir: Path, tmp_path_factory: pytest.TempPathFa
     with contextlib.redirect_stdout(buf):
         rc = main(
             ["--weights", str(weights), "--fp16", "--int8", "--calib", str(calib_dir), "--imgsz", *map(str, IMGSZ),
-             "--batch", "2", "--engine", "auto", "--val-count", "6", "--out", str(out)]
+             "--batch", "2", "--engine", "auto", "--out", str(out)]
         )  # fmt: skip
     return {"rc": rc, "out": out, "stdout": buf.getvalue(), "manifest": json.loads((out / "export.json").read_text())}
 

@@ -73,6 +73,7 @@ def _bad_cases(tmp: Path, weights: Path, calib: Path) -> dict[str, tuple[list[st
         "val images missing": ([*i8, "--val-data", str(val_csv), "--val-images", str(tmp)], "none of its images"),
         "val folder missing": ([*i8, "--val-data", str(val_csv), "--val-images", str(tmp / "nope")], "not a directory"),
         "zero val count": ([*i8, "--val-count", "0"], "at least 1"),
+        "val set too small": ([*i8, "--val-count", "5"], "needs at least 500 faces .* raise --val-count"),
     }
 
 
@@ -96,6 +97,7 @@ CASES = [
     "val images missing",
     "val folder missing",
     "zero val count",
+    "val set too small",
 ]
 
 

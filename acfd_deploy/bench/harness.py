@@ -140,10 +140,6 @@ def bench_target(target: Target, plan: BenchPlan, runner: Runner) -> list[dict[s
     return rows
 
 
-# images of the synthetic labelled set an int8 target's AP is measured on
-INT8_VAL_IMAGES = 32
-
-
 def parity_row(target: Target, runner: Runner, reference: Runner, imgsz: tuple[int, int], seed: int = 3) -> dict[str, Any]:
     """Tensor-level and detection-level comparison with the reference on two cartoon
     batches (batch 2, the bench size and a second, odd size); int8 targets are judged by
@@ -163,9 +159,9 @@ def parity_row(target: Target, runner: Runner, reference: Runner, imgsz: tuple[i
     ok = diff.ok() if target.precision == "fp32" and target.backend != "tensorrt" else match.rate >= min_match_rate(target.precision)
     row: dict[str, Any] = {"score_abs": diff.score_abs, "box_rel": diff.box_rel, "match": match.to_dict(), "passed": bool(ok)}
     if target.precision == "int8":  # judged by AP where the model detects (acfd_deploy.export.accuracy)
-        from acfd_deploy.export.accuracy import accuracy_verdict, ap_can_judge, detection_ap, synthetic_validation_set
+        from acfd_deploy.export.accuracy import DEFAULT_VAL_IMAGES, accuracy_verdict, ap_can_judge, detection_ap, synthetic_validation_set
 
-        val = synthetic_validation_set(INT8_VAL_IMAGES, imgsz)
+        val = synthetic_validation_set(DEFAULT_VAL_IMAGES, imgsz)  # as acfd-export: enough faces for 1 point
         ref_ap = detection_ap(reference, val, imgsz)
         cand_ap = detection_ap(runner, val, imgsz) if ap_can_judge(ref_ap) else None
         row.update(accuracy_verdict(ref_ap, cand_ap, match.rate, min_match_rate("int8")))

@@ -264,11 +264,15 @@ def compare(
 
 
 def _validation_set(opts: ExportOptions) -> ValidationSet:
-    from acfd_deploy.export.accuracy import read_validation_set, synthetic_validation_set
+    from acfd_deploy.export.accuracy import check_enough_faces, read_validation_set, synthetic_validation_set
 
     if opts.val_data is not None and opts.val_images is not None:
-        return read_validation_set(opts.val_data, opts.val_images, opts.val_count)
-    return synthetic_validation_set(opts.val_count, opts.imgsz, SYNTHETIC_VAL_SEED + opts.seed)
+        val = read_validation_set(opts.val_data, opts.val_images, opts.val_count)
+        check_enough_faces(val, "label more images, or raise --val-count if it cut the set short")
+    else:
+        val = synthetic_validation_set(opts.val_count, opts.imgsz, SYNTHETIC_VAL_SEED + opts.seed)
+        check_enough_faces(val, "raise --val-count")
+    return val
 
 
 class _ApJudge:

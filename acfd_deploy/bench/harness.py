@@ -13,6 +13,7 @@ import torch
 from acfd_deploy.bench.stats import median_of_repeats, summarize
 from acfd_deploy.bench.targets import Target
 from acfd_deploy.bench.timing import TimingPolicy, measure, peak_host_memory_mb, reset_peak_host_memory
+from acfd_deploy.data.synth import synthetic_batch
 from acfd_deploy.runtime.base import Runner
 
 
@@ -29,14 +30,6 @@ class BenchPlan:
     @property
     def input_label(self) -> str:
         return f"ms-test {self.source}" if self.ms_test else f"{self.imgsz[0]}x{self.imgsz[1]}"
-
-
-def synthetic_batch(batch: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """Cartoon scenes from the project's generator as float32 NCHW 0..255."""
-    from acfd_deploy.data import generate_sample, sample_rng
-
-    images = [generate_sample(sample_rng(seed, i), height, width)[0] for i in range(batch)]
-    return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32)
 
 
 def source_jpeg(source: str) -> bytes:
@@ -159,10 +152,8 @@ def parity_row(target: Target, runner: Runner, reference: Runner, imgsz: tuple[i
     ok = diff.ok() if target.precision == "fp32" and target.backend != "tensorrt" else match.rate >= min_match_rate(target.precision)
     row: dict[str, Any] = {"score_abs": diff.score_abs, "box_rel": diff.box_rel, "match": match.to_dict(), "passed": bool(ok)}
     if target.precision == "int8":  # judged by AP where the model detects (acfd_deploy.export.accuracy)
-        from acfd_deploy.export.accuracy import DEFAULT_VAL_IMAGES, accuracy_verdict, ap_can_judge, detection_ap, synthetic_validation_set
+        from acfd_deploy.export.accuracy import DEFAULT_VAL_IMAGES, judge_int8, synthetic_validation_set
 
         val = synthetic_validation_set(DEFAULT_VAL_IMAGES, imgsz)  # as acfd-export: enough faces for 1 point
-        ref_ap = detection_ap(reference, val, imgsz)
-        cand_ap = detection_ap(runner, val, imgsz) if ap_can_judge(ref_ap) else None
-        row.update(accuracy_verdict(ref_ap, cand_ap, match.rate, min_match_rate("int8")))
+        row.update(judge_int8(reference, runner, val, imgsz, match.rate))
     return row

@@ -86,11 +86,11 @@ def _body(args: argparse.Namespace) -> int:
         raise AcfdError("no images found in " + ", ".join(args.inputs))
     check_unique_names(paths)
     if args.model is None:
-        from acfd_deploy.export.exporter import DEFAULT_WEIGHTS, default_weights
+        from acfd_deploy.checkpoint import DEMO_WEIGHTS, demo_weights
 
-        demo = default_weights()
+        demo = demo_weights()
         if demo is None:
-            raise AcfdError(f"--model is needed (no bundled {DEFAULT_WEIGHTS} here)")
+            raise AcfdError(f"--model is needed (no bundled {DEMO_WEIGHTS} here)")
         args.model = str(demo)
         print(f"{PROG}: no --model given: using the bundled demo model {demo} (trained on synthetic faces only)", file=sys.stderr)
     detector = build_detector(args)

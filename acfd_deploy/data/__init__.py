@@ -1,7 +1,7 @@
 """Data: iCartoonFace CSVs and the synthetic cartoon-face generator."""
 
 from acfd_deploy.data.icartoon import Annotations, CsvIssue, check_inside, read_annotations, write_annotations
-from acfd_deploy.data.synth import SynthConfig, generate_sample, sample_rng, write_dataset
+from acfd_deploy.data.synth import SynthConfig, generate_sample, sample_rng, synthetic_batch, write_dataset
 
 __all__ = [
     "Annotations",
@@ -11,6 +11,7 @@ __all__ = [
     "generate_sample",
     "read_annotations",
     "sample_rng",
+    "synthetic_batch",
     "write_annotations",
     "write_dataset",
 ]

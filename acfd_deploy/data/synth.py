@@ -349,6 +349,13 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(index)])
 
 
+def synthetic_batch(batch: int, height: int, width: int, seed: int = 0, first: int = 0) -> np.ndarray:
+    """Images ``first .. first + batch - 1`` of ``seed`` as the network takes them:
+    float32 NCHW RGB 0..255 (parity and latency inputs that look like the real task)."""
+    images = [generate_sample(sample_rng(seed, first + i), height, width)[0] for i in range(batch)]
+    return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
 def write_dataset(
     out_dir: str | os.PathLike[str],
     num: int,

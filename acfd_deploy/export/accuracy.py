@@ -138,6 +138,25 @@ def ap_can_judge(reference_ap: float) -> bool:
     return reference_ap >= MIN_REFERENCE_AP
 
 
+def judge_int8(
+    reference: Any,
+    candidate: Any,
+    val: ValidationSet,
+    imgsz: tuple[int, int],
+    match_rate: float,
+    batch: int = 4,
+    reference_ap: float | None = None,
+) -> dict[str, Any]:
+    """The int8 verdict of ``candidate`` against ``reference`` (runners): the reference's
+    AP (unless already measured), the candidate's only where AP can decide, the rule."""
+    from acfd_deploy.parity import min_match_rate
+
+    if reference_ap is None:
+        reference_ap = detection_ap(reference, val, imgsz, batch)
+    candidate_ap = detection_ap(candidate, val, imgsz, batch) if ap_can_judge(reference_ap) else None
+    return accuracy_verdict(reference_ap, candidate_ap, match_rate, min_match_rate("int8"))
+
+
 def accuracy_verdict(reference_ap: float, candidate_ap: float | None, match_rate: float, min_match_rate: float) -> dict[str, Any]:
     """The int8 rule, as a pure function: the AP rule when the reference detects enough
     for AP to mean something, else the detection match rate (``candidate_ap`` may then be

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from acfd_deploy.checkpoint import DEMO_WEIGHTS, demo_weights
 from acfd_deploy.configs import ModelConfig
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.accuracy import DEFAULT_VAL_IMAGES, SYNTHETIC_VAL_SEED, ValidationSet
@@ -32,20 +33,7 @@ from acfd_deploy.fileio import atomic_path, sha256_file
 
 ENGINES = ("auto", "onnx", "tensorrt")
 DEFAULT_IMGSZ = (640, 640)
-DEFAULT_WEIGHTS = Path("models/acfd-tiny-demo.pth")
-
-
-def default_weights() -> Path | None:
-    """The bundled demo model: under the working directory, else in the checkout this
-    package runs from (an editable install), so the export works from any folder."""
-    import acfd_deploy
-
-    for root in (Path.cwd(), Path(acfd_deploy.__file__).resolve().parents[1]):
-        if (root / DEFAULT_WEIGHTS).is_file():
-            return root / DEFAULT_WEIGHTS
-    return None
-
-
+DEFAULT_WEIGHTS = DEMO_WEIGHTS
 # parity images: realistic synthetic cartoon scenes at the export size, plus a batch at
 # the smallest of the paper's test scales, which is neither square nor a multiple of 128
 PARITY_IMAGES = 4
@@ -159,7 +147,7 @@ def resolve_model(opts: ExportOptions) -> tuple[nn.Module, dict[str, Any]]:
     weights = opts.weights
     note = ""
     if weights is None:
-        weights = default_weights()
+        weights = demo_weights()
         if weights is None:
             raise AcfdError(
                 f"no --weights given and no {DEFAULT_WEIGHTS}; pass --weights PATH, or --config NAME --random-init for a demo export"
@@ -202,20 +190,12 @@ def validate(opts: ExportOptions) -> None:
 
 
 def parity_batches(imgsz: tuple[int, int], count: int, batch: int, seed: int) -> list[np.ndarray]:
-    """Realistic images for parity: synthetic cartoon scenes (acfd_deploy.data) when the
-    generator is there, else smooth multi-scale noise. Batches of up to ``batch`` at the
-    export size, plus one batch of two (at most ``batch``) at 480x645."""
+    """Realistic images for parity: synthetic cartoon scenes (acfd_deploy.data). Batches of
+    up to ``batch`` at the export size, plus one batch of two (at most ``batch``) at 480x645."""
+    from acfd_deploy.data.synth import synthetic_batch
 
     def make(n: int, h: int, w: int, offset: int) -> np.ndarray:
-        try:
-            from acfd_deploy.data.synth import generate_sample, sample_rng
-
-            imgs = [generate_sample(sample_rng(seed + 7919, offset + i), h, w)[0] for i in range(n)]
-            return np.ascontiguousarray(np.stack(imgs).transpose(0, 3, 1, 2), dtype=np.float32)
-        except ImportError:
-            from acfd_deploy.calibrate import smooth_random_images
-
-            return smooth_random_images(n, h, w, seed=seed + 7919 + offset).numpy()
+        return synthetic_batch(n, h, w, seed + 7919, first=offset)
 
     batches = []
     step = max(1, min(batch, count))
@@ -284,13 +264,10 @@ class _ApJudge:
         self.reference_ap: float | None = None
 
     def __call__(self, parity: dict[str, Any], runner: Any) -> dict[str, Any]:
-        from acfd_deploy import parity as parity_rules
-        from acfd_deploy.export.accuracy import accuracy_verdict, ap_can_judge, detection_ap
+        from acfd_deploy.export.accuracy import judge_int8
 
-        if self.reference_ap is None:
-            self.reference_ap = detection_ap(self.reference, self.val, self.imgsz, self.batch)
-        ap = detection_ap(runner, self.val, self.imgsz, self.batch) if ap_can_judge(self.reference_ap) else None
-        verdict = accuracy_verdict(self.reference_ap, ap, parity["match"]["rate"], parity_rules.min_match_rate("int8"))
+        verdict = judge_int8(self.reference, runner, self.val, self.imgsz, parity["match"]["rate"], self.batch, self.reference_ap)
+        self.reference_ap = verdict["reference_ap"]
         return {**parity, **verdict, "level": "accuracy" if verdict["rule"] == "ap" else parity["level"]}
 
 
@@ -317,7 +294,7 @@ def _versions() -> dict[str, Any]:
 def _stem(opts: ExportOptions, config_name: str) -> str:
     if opts.weights is not None:
         return Path(opts.weights).name.split(".")[0] or config_name
-    if not opts.random_init and default_weights() is not None:
+    if not opts.random_init and demo_weights() is not None:
         return DEFAULT_WEIGHTS.name.split(".")[0]
     return config_name
 
@@ -541,7 +518,7 @@ def _export(
             "val_count": opts.val_count if opts.int8 else None,
         },
         "parity_images": {
-            "source": "acfd_deploy.data synthetic cartoon scenes" if _has_synth() else "smooth random images",
+            "source": "acfd_deploy.data synthetic cartoon scenes",
             "batches": [list(b.shape) for b in batches],
             "reference": "PyTorch training graph, fp32, CPU"
             if not already_folded
@@ -570,14 +547,6 @@ def _export(
         tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     written.append(manifest_path)
     return ExportResult(out, stem, records, manifest, passed, trt_note)
-
-
-def _has_synth() -> bool:
-    try:
-        import acfd_deploy.data.synth  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- table

@@ -30,18 +30,6 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
 TRAIN_GRAPH = "train"
 DEPLOY_GRAPH = "deploy"
 _PREFIXES = ("module.", "_orig_mod.")
-# the bundled demo model (models/acfd-tiny-demo.md): what acfd-export and acfd-detect use
-# when no weights are named
-DEMO_WEIGHTS = Path("models/acfd-tiny-demo.pth")
-
-
-def demo_weights() -> Path | None:
-    """The bundled demo model: under the working directory, else in the checkout this
-    package runs from (an editable install), so the commands work from any folder."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        if (root / DEMO_WEIGHTS).is_file():
-            return root / DEMO_WEIGHTS
-    return None
 
 
 @dataclass

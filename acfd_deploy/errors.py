@@ -1,7 +1,9 @@
-"""Errors that mean "the input is wrong", as opposed to a bug.
+"""The exceptions that decide a command's exit code.
 
-Commands turn every :class:`AcfdError` into one line on stderr and exit code 2; any
-other exception is a bug and keeps its traceback under ``--debug``.
+* :class:`AcfdError`: the input is wrong (the user can fix it): one line, exit 2.
+* :class:`CheckFailed`: a check failed: one line, exit 1.
+* :class:`Terminated` (SIGTERM) and KeyboardInterrupt (SIGINT): cleanup, then 143 / 130.
+* Anything else is a bug: one "internal error" line, exit 1, the traceback under ``--debug``.
 """
 
 
@@ -19,3 +21,13 @@ class CheckpointError(AcfdError):
 
 class InputError(AcfdError):
     """An image tensor that breaks the input contract."""
+
+
+class CheckFailed(Exception):
+    """A check the user asked for did not pass (parity, budget, regression, an artifact
+    that is not what it claims to be): exit code 1, one line, no traceback."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that every cleanup on the way out runs
+    (CI cancelling a job sends it); commands exit with 143 after it."""

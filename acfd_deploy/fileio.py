@@ -1,4 +1,5 @@
-"""Writing files so that an interrupted run never leaves one that looks complete."""
+"""Writing files so that an interrupted run never leaves one that looks complete
+(whole output folders: :mod:`acfd_deploy.staging`)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,31 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())
+            _fsync_file(tmp)  # the bytes reach the disk before the name does
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def fsync_tree(root: str | os.PathLike[str]) -> None:
+    """fsync every file and folder under ``root`` (and ``root``): before a folder is
+    renamed into place, its contents must be on disk, or a crash could expose a
+    complete-looking folder of empty files."""
+    root = Path(root)
+    for folder, _dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            _fsync_file(Path(folder) / name)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _umask() -> int:

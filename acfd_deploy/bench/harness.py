@@ -15,6 +15,7 @@ from acfd_deploy.bench.targets import Target
 from acfd_deploy.bench.timing import TimingPolicy, measure, peak_host_memory_mb, reset_peak_host_memory
 from acfd_deploy.data.synth import synthetic_batch
 from acfd_deploy.runtime.base import Runner
+from acfd_deploy.verify.verifier import Verifier
 
 
 @dataclass(frozen=True)
@@ -133,27 +134,17 @@ def bench_target(target: Target, plan: BenchPlan, runner: Runner) -> list[dict[s
     return rows
 
 
-def parity_row(target: Target, runner: Runner, reference: Runner, imgsz: tuple[int, int], seed: int = 3) -> dict[str, Any]:
-    """Tensor-level and detection-level comparison with the reference on two cartoon
-    batches (batch 2, the bench size and a second, odd size); int8 targets are judged by
-    AP50 on labelled synthetic scenes when the reference detects enough for AP to mean
-    something, as acfd-export judges them."""
-    from acfd_deploy.parity import detection_match, merge_diffs, merge_matches, min_match_rate, tensor_diff
+def parity_verifier(reference: Runner, imgsz: tuple[int, int], int8: bool) -> Verifier:
+    """The verifier acfd-bench judges artifacts with: the same parity images as acfd-export
+    at this size and seed (one image per call, which every engine profile allows), and
+    for int8 the same synthetic validation set, so a bench verdict is an export verdict."""
+    from acfd_deploy.verify.accuracy import DEFAULT_VAL_IMAGES, SYNTHETIC_VAL_SEED, synthetic_validation_set
+    from acfd_deploy.verify.inputs import parity_inputs
 
-    h, w = imgsz
-    sizes = [(h, w), (max(129, h * 3 // 4 | 1), max(131, w * 5 // 6 | 1))]
-    diffs, matches = [], []
-    for i, (sh, sw) in enumerate(sizes):
-        images = synthetic_batch(2, sh, sw, seed=seed + i)
-        ref, cand = reference.infer(images), runner.infer(images)
-        diffs.append(tensor_diff(ref, cand))
-        matches.append(detection_match(ref, cand))
-    diff, match = merge_diffs(diffs), merge_matches(matches)
-    ok = diff.ok() if target.precision == "fp32" and target.backend != "tensorrt" else match.rate >= min_match_rate(target.precision)
-    row: dict[str, Any] = {"score_abs": diff.score_abs, "box_rel": diff.box_rel, "match": match.to_dict(), "passed": bool(ok)}
-    if target.precision == "int8":  # judged by AP where the model detects (acfd_deploy.export.accuracy)
-        from acfd_deploy.export.accuracy import DEFAULT_VAL_IMAGES, judge_int8, synthetic_validation_set
+    validation = synthetic_validation_set(DEFAULT_VAL_IMAGES, imgsz, SYNTHETIC_VAL_SEED) if int8 else None
+    return Verifier(reference, parity_inputs(imgsz, batch=1), validation, imgsz, batch=1)
 
-        val = synthetic_validation_set(DEFAULT_VAL_IMAGES, imgsz)  # as acfd-export: enough faces for 1 point
-        row.update(judge_int8(reference, runner, val, imgsz, match.rate))
-    return row
+
+def parity_row(target: Target, runner: Runner, verifier: Verifier) -> dict[str, Any]:
+    """The target's verdict (the one verification layer), as the bench JSON records it."""
+    return verifier.verify(runner, target.precision, target.backend).to_dict()

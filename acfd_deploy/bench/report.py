@@ -20,7 +20,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in rows:
         parity = r.get("parity")
-        parity_text = "-" if parity is None else ("pass" if parity["passed"] else "FAIL")
+        parity_text = "-" if parity is None else {True: "pass", False: "FAIL", None: "n/a"}[parity["passed"]]
         budget = r.get("budget_ok")
         budget_text = "-" if budget is None else ("pass" if budget else "FAIL")
         lines.append(

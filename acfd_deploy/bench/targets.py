@@ -1,14 +1,15 @@
-"""What to benchmark: artifacts found from paths or an export folder, each with a
-factory for its runner (so loading happens once, right before it is measured)."""
+"""What to benchmark: artifacts found from model references or an export folder, each
+with a factory for its runner (so loading happens once, right before it is measured).
+
+Every reference goes through the runner registry, so acfd-bench takes exactly what
+acfd-detect takes; a checkpoint adds the PyTorch variants measured in the same run."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from acfd_deploy.checkpoint import CHECKPOINT_SUFFIXES as TORCH_SUFFIXES
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.runtime.base import Runner
 
@@ -16,10 +17,11 @@ from acfd_deploy.runtime.base import Runner
 @dataclass
 class Target:
     artifact: str  # what the table calls it
-    backend: str  # torch | onnxruntime | tensorrt
+    backend: str  # the registry's backend name
     precision: str
-    path: Path | None
+    path: Path | None  # None for a server URL
     make_runner: Callable[[], Runner]
+    reference: str | None = None  # the model reference (path or URL)
 
     @property
     def size_mb(self) -> float | None:
@@ -34,110 +36,97 @@ class TorchOptions:
     compile: bool = False
 
 
-def _torch_targets(path: Path, opts: TorchOptions) -> list[Target]:
+def _torch_targets(path: Path, opts: TorchOptions, training_graph: bool = True) -> list[Target]:
     from acfd_deploy import is_reparameterized, load_model, reparameterize
     from acfd_deploy.runtime.torch_runner import TorchRunner
 
     model = load_model(path)
     targets = []
-    if not is_reparameterized(model):
-        targets.append(
-            Target(
-                f"{path.name} (training graph)",
-                "torch",
-                opts.precision,
-                path,
-                lambda: TorchRunner(model, opts.device, opts.precision, "torch"),
-            )
+    folded_already = is_reparameterized(model)
+
+    def variant(label: str, graph: object, **kwargs: bool) -> Target:
+        return Target(
+            f"{path.name} ({label})",
+            "torch",
+            opts.precision,
+            path,
+            lambda: TorchRunner(graph, opts.device, opts.precision, "torch", **kwargs),  # type: ignore[arg-type]
+            str(path),
         )
-    folded = model if is_reparameterized(model) else reparameterize(model)
-    targets.append(
-        Target(f"{path.name} (folded)", "torch", opts.precision, path, lambda: TorchRunner(folded, opts.device, opts.precision, "torch"))
-    )
+
+    if training_graph and not folded_already:
+        targets.append(variant("training graph", model))
+    folded = model if folded_already else reparameterize(model)
+    targets.append(variant("folded", folded))
     # variants measured in the same run, so their speed-ups are ratios on one machine state
     if opts.cuda_graphs:
-        targets.append(
-            Target(
-                f"{path.name} (folded, CUDA graphs)",
-                "torch",
-                opts.precision,
-                path,
-                lambda: TorchRunner(folded, opts.device, opts.precision, "torch", cuda_graphs=True),
-            )
-        )
+        targets.append(variant("folded, CUDA graphs", folded, cuda_graphs=True))
     if opts.compile:
-        targets.append(
-            Target(
-                f"{path.name} (folded, torch.compile)",
-                "torch",
-                opts.precision,
-                path,
-                lambda: TorchRunner(folded, opts.device, opts.precision, "torch", compile=True, cuda_graphs=opts.cuda_graphs),
-            )
-        )
+        targets.append(variant("folded, torch.compile", folded, compile=True, cuda_graphs=opts.cuda_graphs))
     return targets
 
 
-def _onnx_target(path: Path, device: str) -> Target:
-    from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner, precision_of
+def targets_for(
+    reference: str | Path,
+    opts: TorchOptions,
+    backend: str | None = None,
+    options: dict[str, object] | None = None,
+    label: str | None = None,
+) -> list[Target]:
+    """The targets of one ``--model`` reference: a checkpoint gives its PyTorch graphs,
+    anything else one target run by its registry backend (with runner ``options``, e.g.
+    an OpenVINO inference precision)."""
+    from acfd_deploy.runtime.registry import artifact_precision, backend_for, is_url, load_runner
 
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-    return Target(path.name, "onnxruntime", precision_of(path), path, lambda: OnnxRuntimeRunner(path, providers=providers))
-
-
-def _plan_target(path: Path) -> Target:
-    precision = "fp32"
-    sidecar = path.with_name(path.name + ".json")
-    if sidecar.is_file():
-        try:
-            precision = json.loads(sidecar.read_text()).get("precision", precision)
-        except json.JSONDecodeError:
-            raise AcfdError(f"engine sidecar {sidecar} is not valid JSON") from None
-
-    def make() -> Runner:
-        from acfd_deploy.runtime.tensorrt_runner import TensorRTRunner
-
-        return TensorRTRunner(path)
-
-    return Target(path.name, "tensorrt", precision, path, make)
-
-
-def targets_for_path(path: Path, opts: TorchOptions) -> list[Target]:
-    if not path.exists():
-        raise AcfdError(f"artifact not found: {path}")
-    if not path.is_file():
-        raise AcfdError(f"artifact is not a file: {path} (use --export-dir for a folder)")
-    suffix = path.suffix.lower()
-    if suffix in TORCH_SUFFIXES:
-        return _torch_targets(path, opts)
-    if suffix == ".onnx":
-        return [_onnx_target(path, opts.device)]
-    if suffix in (".plan", ".engine"):
-        return [_plan_target(path)]
-    raise AcfdError(f"unknown artifact type {path.suffix!r} for {path}; expected .pth/.pt/.safetensors, .onnx or .plan")
+    text = str(reference)
+    if not is_url(text):
+        path = Path(text)
+        if not path.exists():
+            raise AcfdError(f"artifact not found: {path}")
+        if not path.is_file():
+            raise AcfdError(f"artifact is not a file: {path} (use --export-dir for a folder)")
+    chosen = backend_for(text, backend)
+    if chosen.name == "torch":
+        return _torch_targets(Path(text), opts)
+    path_or_none = None if is_url(text) else Path(text)
+    name = label or (path_or_none.name if path_or_none is not None else text)
+    kwargs = dict(options or {})
+    precision = str(kwargs.get("precision") or artifact_precision(text, chosen.name))
+    return [
+        Target(
+            name, chosen.name, precision, path_or_none, lambda: load_runner(text, device=opts.device, backend=chosen.name, **kwargs), text
+        )
+    ]
 
 
 def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Target], Path | None]:
-    """Every artifact listed in ``folder/export.json``, and the weights it was made from
-    (the parity reference) when that file is still there."""
-    manifest_path = folder / "export.json"
-    if not manifest_path.is_file():
-        raise AcfdError(f"{folder} has no export.json (is it an acfd-export output folder?)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        listed = [a for a in manifest["artifacts"] if a.get("path")]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise AcfdError(f"{manifest_path} is not a valid export manifest") from None
+    """Every artifact listed in ``folder/export.json`` (those that run on this device),
+    and the weights it was made from (the parity reference) when that file still exists."""
+    from acfd_deploy.manifest import read_manifest
+    from acfd_deploy.runtime.registry import backend_for
+
+    manifest = read_manifest(folder)
     targets: list[Target] = []
-    weights = manifest.get("weights", {}).get("source")
-    reference = Path(weights) if weights and Path(weights).is_file() else None
+    source = (manifest.get("weights") or {}).get("source")
+    reference = Path(source) if source and source != "random" and Path(source).is_file() else None
     if reference is not None:
         targets.extend(t for t in _torch_targets(reference, opts) if "training graph" in t.artifact)
-    for entry in listed:
+    seen: set[tuple[str, str]] = set()
+    for entry in manifest["artifacts"]:
         path = folder / entry["path"]
         if not path.is_file():
-            raise AcfdError(f"{manifest_path} lists {entry['path']}, which is missing")
-        if path.suffix == ".plan" and opts.device != "cuda":
+            raise AcfdError(f"{folder / 'export.json'} lists {entry['path']}, which is missing")
+        backend = entry.get("backend")
+        if backend_for(path, backend).devices == ("cuda",) and opts.device != "cuda" and not opts.device.startswith("cuda:"):
             continue
-        targets.extend(targets_for_path(path, opts))
+        key = (str(path), entry.get("precision", ""))
+        if key in seen:
+            continue
+        seen.add(key)
+        if path.suffix in (".pt", ".pth", ".safetensors"):
+            targets.extend(_torch_targets(path, opts, training_graph=False))
+        else:
+            options = entry.get("runner_options") or None
+            label = f"{path.name} ({entry['precision']})" if options else None
+            targets.extend(targets_for(path, opts, backend, options, label))
     return targets, reference

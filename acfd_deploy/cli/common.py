@@ -1,21 +1,55 @@
-"""What every command shares: exit codes, one-line errors, ``--debug``.
+"""What every command shares: one flag vocabulary, exit codes, one-line errors, signals.
 
-Exit codes (DESIGN.md section 4): 0 success, 1 a check failed (parity, budget,
-regression), 2 bad usage or bad input. Bad input is one line on stderr; a traceback only
-with ``--debug``.
+Exit codes (docs/design.md, "Public contracts"): 0 success, 1 a check failed (parity,
+budget, regression) or an internal error (a bug: one line, the traceback with
+``--debug``), 2 bad usage or bad input (one line on stderr), 130 after Ctrl-C and 143
+after SIGTERM, each once the command has cleaned up what it was writing.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
-from acfd_deploy.errors import AcfdError
+from acfd_deploy.errors import AcfdError, CheckFailed, Terminated
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows a default only where there is one worth reading: never
+    "(default: None)" or "(default: False)", and sizes as "640 640", not "(640, 640)"."""
+
+    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+        if isinstance(action, _ImageSize):
+            return "H [W]"
+        return super()._format_args(action, default_metavar)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "default:" in text.lower()
+            or action.required
+            or default is None
+            or default is False
+            or default is True
+            or default == argparse.SUPPRESS
+            or isinstance(action, (argparse._StoreTrueAction, argparse._VersionAction, argparse._HelpAction))
+            or (isinstance(default, (list, tuple)) and not default)
+        ):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown})"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,26 +59,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = _Parser(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def make_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    from acfd_deploy import __version__
+
+    parser = _Parser(prog=prog, description=description, epilog=epilog, formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"{prog} (acfd-deploy) {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     return parser
 
 
-def run(prog: str, body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    args = parser.parse_args(argv)
-    try:
-        return body(args)
-    except AcfdError as exc:
-        if args.debug:
-            raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+# ---------------------------------------------------------------- the shared vocabulary
 
 
 def positive_int(text: str) -> int:
@@ -55,3 +79,139 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+class _ImageSize(argparse.Action):
+    """``--imgsz H W``, or one number for a square."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None) -> None:
+        if len(values) not in (1, 2):
+            parser.error(f"{option} takes H W, or one number for a square, got {len(values)} numbers")
+        setattr(namespace, self.dest, (values[0], values[-1]))
+
+
+def add_imgsz(parser: argparse.ArgumentParser | Any, default: tuple[int, int], help: str) -> None:
+    parser.add_argument(
+        "--imgsz",
+        nargs="+",
+        type=positive_int,
+        action=_ImageSize,
+        default=tuple(default),
+        metavar=("H", "W"),
+        help=f"{help}; H W or one number",
+    )
+
+
+def add_device(parser: argparse.ArgumentParser, help: str = "where the model runs") -> None:
+    parser.add_argument(
+        "--device", default="auto", metavar="{auto,cpu,cuda,cuda:N}", type=_device_arg, help=f"{help}; auto is cuda where there is a GPU"
+    )
+
+
+def _device_arg(text: str) -> str:
+    from acfd_deploy.runtime.device import parse_device
+
+    try:
+        return str(parse_device(text))
+    except AcfdError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_model(parser: argparse.ArgumentParser, help: str, **kwargs: Any) -> None:
+    parser.add_argument("--model", metavar="PATH", help=help, **kwargs)
+
+
+def model_help(default_demo: bool) -> str:
+    from acfd_deploy.runtime.registry import backends
+
+    kinds = ", ".join(f"{'/'.join(b.suffixes) or '/'.join(s + '://' for s in b.schemes)} ({b.name})" for b in backends())
+    return f"model or artifact: {kinds}" + ("; default: the bundled demo model" if default_demo else "")
+
+
+# ---------------------------------------------------------------- running a command
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated`, so cleanup runs as it does for Ctrl-C."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals to the host
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(prog: str, body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        with _sigterm_raises():
+            return body(args)
+    except AcfdError as exc:
+        if args.debug:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CheckFailed as exc:
+        if args.debug:
+            raise
+        print(f"{prog}: FAILED: {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
+    except Exception as exc:
+        if args.debug:
+            raise
+        what = " ".join(str(exc).split())[:300]
+        print(f"{prog}: internal error: {type(exc).__name__}: {what} (a bug; rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+
+
+# ---------------------------------------------------------------- the detection pipeline's flags
+
+
+def add_pipeline_args(parser: argparse.ArgumentParser, model_required: bool = False, default_demo: bool = True) -> None:
+    """The model and how images reach it: acfd-detect, acfd-eval --model and acfd-serve."""
+    from acfd_deploy.pipeline.detector import DEFAULT_SCALE
+
+    group = parser.add_argument_group("model and pipeline")
+    group.add_argument("--model", metavar="PATH|URL", required=model_required, help=model_help(default_demo and not model_required))
+    scale = group.add_mutually_exclusive_group()
+    scale.add_argument("--ms-test", action="store_true", help="the paper's multi-scale test: 480x645, 640x860 and 800x1075, merged")
+    add_imgsz(scale, DEFAULT_SCALE, "single test scale (the paper's middle one)")
+    group.add_argument(
+        "--keep-ratio",
+        action="store_true",
+        help="keep each image's aspect ratio (fit inside H x W, pad with the pixel mean) instead of resizing to exactly H x W",
+    )
+    group.add_argument("--batch", type=positive_int, default=4, metavar="N", help="images per runner call (a batch of images, per scale)")
+    add_device(group)
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def detector_from_args(args: argparse.Namespace, prog: str) -> Any:
+    """The :class:`~acfd_deploy.pipeline.detector.Detector` the pipeline flags describe;
+    without ``--model``, the bundled demo model (said on stderr)."""
+    from acfd_deploy.pipeline.detector import MS_TEST_SCALES, Detector, DetectorConfig
+
+    if args.model is None:
+        from acfd_deploy.resources import demo_weights
+
+        args.model = str(demo_weights())
+        print(f"{prog}: no --model given: using the bundled demo model (acfd-tiny, trained on synthetic faces only)", file=sys.stderr)
+    scales = MS_TEST_SCALES if args.ms_test else (tuple(args.imgsz),)
+    config = DetectorConfig(scales=scales, keep_ratio=args.keep_ratio, batch_size=args.batch)
+    return Detector.from_model(args.model, config, device=args.device)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acfd_deploy.cli.common import EXIT_OK, make_parser, run
-from acfd_deploy.cli.detect import add_pipeline_args, build_detector
+from acfd_deploy.cli.common import EXIT_OK, add_pipeline_args, detector_from_args, make_parser, run
 from acfd_deploy.errors import AcfdError
 
 PROG = "acfd-eval"
@@ -87,7 +86,7 @@ def _run_model(
     from acfd_deploy.pipeline import ImageLoadError
 
     paths = [images_dir / n for n in gt_names if (images_dir / n).is_file()]
-    detector = build_detector(args)
+    detector = detector_from_args(args, PROG)
     boxes, scores, sizes, failed = {}, {}, {}, []
     bar = tqdm(total=len(paths), desc="eval", unit="img", disable=True if args.no_progress else None, file=sys.stderr)
     for path, result in detector.detect_paths(paths):
@@ -183,12 +182,12 @@ def _body(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = make_parser(PROG, "Score detections with the iCartoon Face Challenge metric (all-points VOC AP at IoU 0.5, +1 pixel areas).")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = make_parser(prog, "Score detections with the iCartoon Face Challenge metric (all-points VOC AP at IoU 0.5, +1 pixel areas).")
     parser.add_argument("--gt", required=True, help="ground truth CSV (image,x1,y1,x2,y2[,face])")
     parser.add_argument("--pred", help="detections CSV (image,x1,y1,x2,y2,face,score)")
     parser.add_argument("--images", help="image directory: needed with --model; with --pred, boxes are checked against the image sizes")
-    add_pipeline_args(parser, model_required=False)
+    add_pipeline_args(parser, default_demo=False)
     parser.add_argument("--save-pred", help="with --model: also write the detections CSV here")
     parser.add_argument("--json", help="write the metrics as JSON here")
     parser.add_argument("--plot", help="write the precision-recall curve as a PNG here")
@@ -197,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(PROG, _body, build_parser(), argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return run(prog, _body, build_parser(prog), argv)
 
 
 if __name__ == "__main__":

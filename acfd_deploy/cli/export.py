@@ -1,9 +1,10 @@
-"""acfd-export: a training checkpoint -> verified ONNX (fp32 / fp16 / int8) and TensorRT artifacts.
+"""acfd-export: a checkpoint -> verified ONNX (fp32 / fp16 / int8) and TensorRT artifacts.
 
     acfd-export --weights x.pth --fp16 --int8
 
-Exit codes: 0 every artifact passed parity, 1 a parity check failed (the artifacts and
-export.json are kept for inspection), 2 bad usage or bad input (nothing written).
+Exit codes: 0 every artifact passed (or, without --strict, could not be judged and says
+so), 1 a check failed (the previous verified export stays; the failed one is kept for
+inspection), 2 bad usage or bad input (nothing written).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from acfd_deploy.cli.common import EXIT_CHECK_FAILED, EXIT_OK, make_parser, positive_int, run
-from acfd_deploy.export.accuracy import DEFAULT_VAL_IMAGES
+from acfd_deploy.cli.common import EXIT_CHECK_FAILED, EXIT_OK, add_device, add_imgsz, make_parser, positive_int, run
 
 PROG = "acfd-export"
 
@@ -29,72 +29,85 @@ def _gib(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     from acfd_deploy import list_configs
-    from acfd_deploy.export.exporter import DEFAULT_IMGSZ, DEFAULT_WEIGHTS, ENGINES
+    from acfd_deploy.export.options import DEFAULT_IMGSZ, DEFAULT_OUT, ENGINES
+    from acfd_deploy.verify.accuracy import DEFAULT_VAL_IMAGES
 
     p = make_parser(
-        PROG,
+        prog,
         "Export an ACFD checkpoint to verified inference artifacts: the folded PyTorch graph, ONNX fp32 "
-        "(and fp16 / int8 on request), TensorRT plans where TensorRT and a GPU exist; then check every "
-        "artifact against the PyTorch training graph and print a parity table. "
-        "Exit 0: all passed; 1: a parity check failed; 2: bad input.",
+        "(and fp16 / int8 on request), TensorRT plans where TensorRT and a GPU exist; check every artifact "
+        "against the PyTorch training graph and print the table.\n\n"
+        "The export is built beside --out and swapped in only when complete: an interrupted or failed run "
+        "leaves the previous export as it was.\n"
+        "Exit 0: every artifact passed; 1: a check failed; 2: bad input.",
     )
-    p.add_argument(
+    model = p.add_argument_group("model")
+    model.add_argument(
+        "--model",
         "--weights",
+        dest="weights",
         type=Path,
-        default=None,
-        help=f"training checkpoint (.pth/.pt/.safetensors; a folded deploy checkpoint works too). Default: {DEFAULT_WEIGHTS} if it exists",
+        metavar="PATH",
+        help="checkpoint to export (.pth/.pt/.safetensors; a folded deploy checkpoint works too); default: the bundled demo model",
     )
-    p.add_argument("--config", default=None, help=f"model config, if the checkpoint does not store one ({', '.join(list_configs())})")
-    p.add_argument(
-        "--random-init",
-        action="store_true",
-        help="no weights: build --config with random, calibrated weights (a demo of the toolchain, not a detector)",
+    model.add_argument("--config", metavar="NAME", help=f"model config, where the checkpoint stores none: {', '.join(list_configs())}")
+    model.add_argument(
+        "--random-init", action="store_true", help="no weights: build --config with random, calibrated weights (a demo of the toolchain)"
     )
-    p.add_argument("--fp16", action="store_true", help="also write an fp16 ONNX (fp32 inputs/outputs, box decoding kept fp32)")
-    p.add_argument("--int8", action="store_true", help="also write an int8 Q/DQ ONNX, statically calibrated on --calib images")
-    p.add_argument("--calib", type=Path, default=Path("calib"), help="folder of calibration images for --int8 (png/jpg/...)")
-    p.add_argument(
+    what = p.add_argument_group("artifacts")
+    what.add_argument("--fp16", action="store_true", help="also an fp16 ONNX (fp32 inputs and outputs, box decoding kept in fp32)")
+    what.add_argument("--int8", action="store_true", help="also an int8 Q/DQ ONNX, statically calibrated on the --calib images")
+    what.add_argument("--calib", type=Path, metavar="DIR", help="calibration images for --int8; default: the bundled synthetic scenes")
+    what.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="TensorRT plans: auto builds them where TensorRT and a CUDA GPU exist, onnx never, tensorrt requires them",
+    )
+    what.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output folder, replaced as a whole when the export is complete"
+    )
+    shape = p.add_argument_group("shapes")
+    add_imgsz(shape, DEFAULT_IMGSZ, "input size of calibration, parity images and the engine's optimal shape (the ONNX stays dynamic)")
+    shape.add_argument(
+        "--batch",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="images per call: the largest batch (and optimum) of the TensorRT profile, and the parity batch",
+    )
+    shape.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (13..23)")
+    shape.add_argument(
+        "--no-simplify", action="store_true", help="keep the ONNX as traced (by default it is simplified only if outputs stay equal)"
+    )
+    check = p.add_argument_group("verification")
+    check.add_argument(
         "--val-data",
         type=Path,
-        default=None,
-        help="labelled validation CSV (iCartoonFace format) on which --int8 must keep AP50 within 1 point "
-        "of the PyTorch model; default: synthetic cartoon scenes at --imgsz",
+        metavar="CSV",
+        help="labelled validation CSV (iCartoonFace format) on which --int8 must keep AP50 within 1 point of the PyTorch model; "
+        "default: synthetic cartoon scenes at --imgsz",
     )
-    p.add_argument("--val-images", type=Path, default=None, help="folder holding the --val-data images")
-    p.add_argument("--val-count", type=int, default=DEFAULT_VAL_IMAGES, help="images of the validation set used for the int8 AP check")
-    p.add_argument(
-        "--imgsz",
-        nargs=2,
-        type=positive_int,
-        metavar=("H", "W"),
-        default=list(DEFAULT_IMGSZ),
-        help="input size for calibration, parity images and the engine's optimal shape (ONNX stays dynamic)",
+    check.add_argument("--val-images", type=Path, metavar="DIR", help="folder holding the --val-data images")
+    check.add_argument(
+        "--val-count", type=positive_int, default=DEFAULT_VAL_IMAGES, metavar="N", help="validation images used for the int8 AP check"
     )
-    p.add_argument(
-        "--batch", type=positive_int, default=1, help="largest batch of the TensorRT profile (its optimum), and the parity batch"
+    check.add_argument("--strict", action="store_true", help="fail (exit 1) when any artifact could not be verified (n/a)")
+    check.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the parity images, the synthetic validation set and --random-init"
     )
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
-    p.add_argument(
-        "--no-simplify",
-        action="store_true",
-        help="keep the exported ONNX as traced (by default it is simplified only if outputs stay equal)",
-    )
-    p.add_argument(
-        "--engine",
-        default="auto",
-        help=f"one of {', '.join(ENGINES)}: auto builds TensorRT plans when TensorRT and a CUDA GPU exist; "
-        "onnx never does; tensorrt requires them",
-    )
-    p.add_argument("--workspace", type=_gib, default=4.0, help="TensorRT builder workspace limit, GiB")
-    p.add_argument("--out", type=Path, default=Path("exports"), help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="seed of the parity images and of --random-init")
+    gpu = p.add_argument_group("TensorRT")
+    add_device(gpu, help="the GPU that builds and runs TensorRT engines; cpu skips them")
+    gpu.add_argument("--workspace", type=_gib, default=4.0, metavar="GIB", help="TensorRT builder workspace limit in GiB")
     return p
 
 
 def _body(args: argparse.Namespace) -> int:
-    from acfd_deploy.export.exporter import ExportOptions, format_table, run_export, summary_lines
+    from acfd_deploy.export.exporter import run_export
+    from acfd_deploy.export.options import ExportOptions
+    from acfd_deploy.export.report import format_table, summary_lines
 
     opts = ExportOptions(
         weights=args.weights,
@@ -103,34 +116,40 @@ def _body(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         int8=args.int8,
         calib=args.calib,
-        imgsz=(args.imgsz[0], args.imgsz[1]),
+        imgsz=tuple(args.imgsz),
         batch=args.batch,
         opset=args.opset,
         simplify=not args.no_simplify,
         engine=args.engine,
         workspace=args.workspace,
+        device=args.device,
         out=args.out,
         seed=args.seed,
+        strict=args.strict,
         val_data=args.val_data,
         val_images=args.val_images,
         val_count=args.val_count,
     )
     print(f"{PROG}: exporting to {opts.out}/", flush=True)
     result = run_export(opts)
+    manifest = result.manifest
     print()
-    print(format_table(result))
+    print(format_table(manifest["artifacts"], manifest["notes"].get("reference_ap")))
     print()
-    for line in summary_lines(result):
+    for line in summary_lines(manifest):
         print(line)
-    if not result.passed:
-        failed = ", ".join(r.name for r in result.artifacts if not r.parity.get("passed"))
-        print(f"{PROG}: parity FAILED for {failed}", file=sys.stderr)
+    print(f"Artifacts and figures: {result.out / 'export.json'}")
+    if result.status == "failed" or (result.status == "unverified" and opts.strict):
+        bad = [a["name"] for a in manifest["artifacts"] if a["passed"] is not True and (a["passed"] is False or opts.strict)]
+        what = "not verified (--strict)" if result.status == "unverified" else "FAILED"
+        kept = f"; the previous verified export in {opts.out} is unchanged" if result.kept_previous else ""
+        print(f"{PROG}: {what}: {', '.join(bad)} (kept in {result.out} for inspection{kept})", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(PROG, _body, build_parser(), argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return run(prog, _body, build_parser(prog), argv)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,15 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from acfd_deploy.cli.common import EXIT_OK, make_parser, positive_int, run
+from acfd_deploy.cli.common import EXIT_OK, add_device, add_imgsz, make_parser, positive_int, run
 from acfd_deploy.configs import list_configs, resolve_config
 from acfd_deploy.errors import AcfdError
 
 PROG = "acfd-train"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = make_parser(PROG, "Train ACFD with DAM and the MBC loss (the paper's Sec. 3.4, 3.5, 4.1).")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = make_parser(prog, "Train ACFD with DAM and the MBC loss (the paper's Sec. 3.4, 3.5, 4.1).")
     p.add_argument("--data", help="training CSV in iCartoonFace format (image,x1,y1,x2,y2)")
     p.add_argument("--images", help="folder holding the training images")
     p.add_argument("--val-data", help="validation CSV (image,x1,y1,x2,y2[,face]); AP50 is computed each epoch")
@@ -31,11 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="first write N synthetic training images (and N/10 validation images) under OUT/data",
     )
-    p.add_argument("--synth-size", type=positive_int, nargs=2, default=[640, 640], metavar=("H", "W"), help="size of the synthetic images")
-    p.add_argument("--config", default="acfd-tiny", help=f"model config: {', '.join(list_configs())}")
-    p.add_argument("--epochs", type=positive_int, default=30)
-    p.add_argument("--batch", type=positive_int, default=16, help="images per process and step")
-    p.add_argument("--imgsz", type=positive_int, default=640, help="square training size (the paper: 640)")
+    p.add_argument(
+        "--synth-imgsz",
+        "--synth-size",
+        dest="synth_imgsz",
+        type=positive_int,
+        nargs=2,
+        default=(640, 640),
+        metavar=("H", "W"),
+        help="size of the --synthetic images",
+    )
+    p.add_argument("--config", default="acfd-tiny", metavar="NAME", help=f"model config: {', '.join(list_configs())}")
+    p.add_argument("--epochs", type=positive_int, default=30, metavar="N", help="passes over the training images")
+    p.add_argument("--batch", type=positive_int, default=16, metavar="N", help="training images per process and optimizer step")
+    add_imgsz(p, (640, 640), "training input size: crops are resized to it (the paper: 640)")
+    add_device(p, help="where training runs (under torchrun, each process takes its LOCAL_RANK GPU)")
     p.add_argument("--lr", type=float, default=0.01, help="base learning rate after warm-up (the paper: 0.04 at a total batch of 64)")
     p.add_argument("--warmup-iters", type=int, default=1000, help="linear warm-up from 1e-6 (the paper: 1000)")
     p.add_argument(
@@ -47,9 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--clip-grad", type=float, default=35.0, help="clip the gradient norm to this (0: no clipping)")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the weights, the data order and augmentation, and --synthetic data"
+    )
     p.add_argument("--out", default="runs/train", help="folder for last.pth, best.pth, log.csv and curves.png (redrawn each epoch)")
     p.add_argument("--resume", metavar="CKPT", help="continue from a last.pth written by acfd-train")
+    p.add_argument(
+        "--overwrite", action="store_true", help="start a new run in an --out that holds one (its log.csv and checkpoints are replaced)"
+    )
     p.add_argument("--max-iters-per-epoch", type=positive_int, help="cap iterations per epoch (smoke tests)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -59,7 +74,7 @@ def _synthesize(args: argparse.Namespace) -> None:
     from acfd_deploy.data import write_dataset
 
     root = Path(args.out) / "data"
-    size = tuple(args.synth_size)
+    size = tuple(args.synth_imgsz)
     n_val = max(args.synthetic // 10, 8)
     args.data = str(
         write_dataset(root / "train", args.synthetic, seed=args.seed * 1000 + 1, size=size, kind="train", progress=not args.no_progress)
@@ -87,7 +102,8 @@ def _body(args: argparse.Namespace) -> int:
         config=args.config,
         epochs=args.epochs,
         batch=args.batch,
-        imgsz=args.imgsz,
+        imgsz=tuple(args.imgsz),
+        device=args.device,
         lr=args.lr,
         warmup_iters=args.warmup_iters,
         milestones=tuple(args.milestones),
@@ -99,7 +115,7 @@ def _body(args: argparse.Namespace) -> int:
     )
     import torch.distributed as dist
 
-    result = Trainer(cfg, resume=args.resume, progress=not args.no_progress).fit()
+    result = Trainer(cfg, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite).fit()
     rank = dist.get_rank() if dist.is_initialized() else 0
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -108,8 +124,8 @@ def _body(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(PROG, _body, build_parser(), argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return run(prog, _body, build_parser(prog), argv)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """From the training graph to verified inference artifacts (ONNX fp32/fp16/int8, TensorRT).
 
-Modules: ``onnx_export`` (export, checker, simplify-if-equal, metadata), ``fp16``,
-``int8`` (Q/DQ calibration), ``tensorrt`` (Polygraphy build, profile, sidecar, engine
-precision check), ``exporter`` (the whole ``acfd-export`` run and its manifest).
+``options`` (what to do), ``source`` (which weights), ``steps`` (one per artifact: build
+its files), ``exporter`` (the staged run: build, verify, record, swap in), ``manifest``
+(export.json) and ``report`` (the table); the formats: ``onnx_export``, ``fp16``,
+``int8`` (Q/DQ calibration), ``tensorrt`` (Polygraphy build, profile, engine precision).
 Heavy dependencies (onnxruntime, TensorRT) are imported where used.
 """
 
-from acfd_deploy.export.exporter import ExportOptions, ExportResult, format_table, run_export
+from acfd_deploy.export.exporter import ExportResult, run_export
+from acfd_deploy.export.options import ExportOptions
 
-__all__ = ["ExportOptions", "ExportResult", "format_table", "run_export"]
+__all__ = ["ExportOptions", "ExportResult", "run_export"]

@@ -8,10 +8,11 @@ import warnings
 
 import onnx
 
+from acfd_deploy.errors import CheckFailed
 from acfd_deploy.export.graph import conv_weight_dtypes, ensure_node_names, tail_nodes, toposort
 
 
-class PrecisionError(RuntimeError):
+class PrecisionError(CheckFailed):
     """A reduced-precision artifact that is not what it claims to be."""
 
 

@@ -25,8 +25,8 @@ import onnx
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.fp16 import PrecisionError
 from acfd_deploy.export.graph import conv_weight_dtypes, ensure_node_names, prediction_convs, tail_nodes
+from acfd_deploy.pipeline.io import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 # Only convolutions (and the ReLUs ONNX Runtime fuses into them) are quantized: Q/DQ
 # around Concat / MaxPool / Add / Mul measured slower on CPU than leaving them in fp32.
 QUANTIZED_OPS = ["Conv", "Relu"]
@@ -43,30 +43,27 @@ def calibration_files(folder: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def preprocess(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarray:
-    """An image file as the network's input: RGB, resized to ``size`` (H, W) with
-    bilinear filtering, float32 0..255, ``[1, 3, H, W]``: what inference feeds."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise AcfdError(f"calibration image {path} cannot be read ({' '.join(str(exc).split())[:80]})") from None
-    h, w = size
-    if rgb.size != (w, h):
-        rgb = rgb.resize((w, h), Image.Resampling.BILINEAR)
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1)[None])
-
-
-def load_calibration(folder: str | os.PathLike[str], size: tuple[int, int], limit: int | None = None) -> list[np.ndarray]:
-    """Every calibration image, preprocessed; reading all of them up front means a bad
+def load_calibration(folder: str | os.PathLike[str], size: tuple[int, int], min_side: int, limit: int | None = None) -> list[np.ndarray]:
+    """Every calibration image as the network receives it at inference: loaded by the
+    pipeline's own loader (EXIF rotation, 16-bit scaled to 8, transparency over white)
+    and resized by its own preprocessing to ``size``. Calibrating on anything else
+    calibrates a different input distribution. Reading all of them up front means a bad
     file is reported before any artifact is written."""
+    from acfd_deploy.pipeline.io import ImageLoadError, load_image
+    from acfd_deploy.pipeline.preprocess import preprocess_batch
+
     files = calibration_files(folder)
     if limit is not None:
         files = files[:limit]
-    return [preprocess(f, size) for f in files]
+    batches = []
+    for f in files:
+        try:
+            image = load_image(f)
+        except ImageLoadError as exc:
+            raise AcfdError(f"calibration image {exc}") from None
+        batch, _ = preprocess_batch([image], size, keep_ratio=False, min_size=min_side)
+        batches.append(batch)
+    return batches
 
 
 class _Reader:

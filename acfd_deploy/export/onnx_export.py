@@ -139,7 +139,7 @@ def simplify_if_equal(proto: onnx.ModelProto, probes: list[np.ndarray], tol: flo
     """Simplify with onnxslim (or onnxsim) and keep the result only if it passes the
     checker, keeps the I/O contract (dynamic batch/H/W) and gives the same outputs as
     ``proto`` on every probe batch (within ``tol``). Returns the model to use and a note."""
-    from acfd_deploy.parity import tensor_diff
+    from acfd_deploy.verify.compare import tensor_diff
 
     tools = _simplifiers()
     if not tools:

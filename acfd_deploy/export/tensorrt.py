@@ -13,7 +13,6 @@ plain functions tested everywhere; :func:`build_engine` needs TensorRT and a GPU
 from __future__ import annotations
 
 import ctypes
-import datetime as _dt
 import importlib.util
 import json
 import os
@@ -25,17 +24,12 @@ from typing import Any
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.fp16 import PrecisionError
 from acfd_deploy.fileio import atomic_path, sha256_file
+from acfd_deploy.runtime.plan import INPUT_NAME, gpu_info, make_sidecar, write_sidecar
 
-SIDECAR_FORMAT = "acfd-tensorrt-plan/1"
 # the paper's multi-scale test (H x W); the profile covers all three
 TEST_SCALES: tuple[tuple[int, int], ...] = ((480, 645), (640, 860), (800, 1075))
-INPUT_NAME = "images"
 # layers that do the arithmetic whose precision matters (names as the inspector reports them)
 _COMPUTE_LAYER_TYPES = ("convolution", "gemm", "matrixmultiply", "deconvolution")
-
-
-class EngineMismatchError(AcfdError):
-    """A plan built by another TensorRT version or for another GPU."""
 
 
 # ---------------------------------------------------------------- availability
@@ -77,27 +71,6 @@ def tensorrt_status() -> tuple[bool, str]:
     return True, str(trt.__version__)
 
 
-def gpu_info() -> dict[str, str]:
-    """Name and compute capability of GPU 0 (what an engine is bound to)."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability(0)
-            return {"gpu": torch.cuda.get_device_name(0), "compute_capability": f"{major}.{minor}"}
-    except Exception:
-        pass
-    try:  # without a CUDA build of torch, ask the CUDA runtime through cuda-python if present
-        from cuda.bindings import runtime as cudart  # type: ignore[import-not-found,unused-ignore]
-
-        err, props = cudart.cudaGetDeviceProperties(0)
-        if int(err) == 0:
-            return {"gpu": props.name.decode().rstrip("\x00"), "compute_capability": f"{props.major}.{props.minor}"}
-    except Exception:
-        pass
-    return {"gpu": "unknown", "compute_capability": "unknown"}
-
-
 # ---------------------------------------------------------------- profile
 
 
@@ -115,10 +88,6 @@ def engine_profile(
     max_h = max([h, *(s[0] for s in scales)])
     max_w = max([w, *(s[1] for s in scales)])
     return {"min": [1, 3, min_side, min_side], "opt": [batch, 3, h, w], "max": [batch, 3, max_h, max_w]}
-
-
-def profile_covers(profile: Mapping[str, Sequence[int]], shape: Sequence[int]) -> bool:
-    return all(lo <= s <= hi for lo, s, hi in zip(profile["min"], shape, profile["max"]))
 
 
 # ---------------------------------------------------------------- engine precision
@@ -196,87 +165,6 @@ def check_engine_precision(info: Mapping[str, Any] | str, requested: str, min_fr
     return summary
 
 
-# ---------------------------------------------------------------- sidecar
-
-
-def make_sidecar(
-    *,
-    trt_version: str,
-    gpu: Mapping[str, str],
-    precision: str,
-    profile: Mapping[str, Sequence[int]],
-    onnx_path: str | os.PathLike[str],
-    onnx_sha256: str,
-    plan_sha256: str,
-    workspace_bytes: int,
-    layer_precisions: Mapping[str, Any] | None = None,
-    polygraphy_version: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "format": SIDECAR_FORMAT,
-        "tensorrt_version": trt_version,
-        "polygraphy_version": polygraphy_version,
-        "gpu": gpu.get("gpu", "unknown"),
-        "compute_capability": gpu.get("compute_capability", "unknown"),
-        "precision": precision,
-        "input": INPUT_NAME,
-        "profile": {k: list(v) for k, v in profile.items()},
-        "onnx": Path(onnx_path).name,
-        "onnx_sha256": onnx_sha256,
-        "plan_sha256": plan_sha256,
-        "workspace_bytes": workspace_bytes,
-        "layer_precisions": dict(layer_precisions or {}),
-        "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def sidecar_path(plan_path: str | os.PathLike[str]) -> Path:
-    return Path(f"{plan_path}.json")
-
-
-def write_sidecar(plan_path: str | os.PathLike[str], sidecar: Mapping[str, Any]) -> Path:
-    path = sidecar_path(plan_path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def read_sidecar(plan_path: str | os.PathLike[str]) -> dict[str, Any]:
-    path = sidecar_path(plan_path)
-    if not path.is_file():
-        raise EngineMismatchError(
-            f"{plan_path} has no sidecar {path.name}: cannot tell which TensorRT and GPU built it; rebuild with acfd-export"
-        )
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EngineMismatchError(f"{path} is not readable JSON ({exc}); rebuild with acfd-export") from None
-    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
-        raise EngineMismatchError(f"{path} is not an acfd-deploy plan sidecar ({SIDECAR_FORMAT}); rebuild with acfd-export")
-    return data
-
-
-def check_sidecar(sidecar: Mapping[str, Any], trt_version: str, gpu: Mapping[str, str], plan_sha256: str | None = None) -> None:
-    """Raise :class:`EngineMismatchError` (saying to rebuild) when the plan was built by
-    another TensorRT version or for a GPU of another compute capability, or when the
-    plan file is not the one the sidecar describes."""
-    problems = []
-    if sidecar.get("tensorrt_version") != trt_version:
-        problems.append(f"built with TensorRT {sidecar.get('tensorrt_version')}, this is TensorRT {trt_version}")
-    cc = gpu.get("compute_capability", "unknown")
-    if sidecar.get("compute_capability") != cc:
-        problems.append(
-            f"built for {sidecar.get('gpu')} (compute capability {sidecar.get('compute_capability')}), "
-            f"this GPU is {gpu.get('gpu')} (compute capability {cc})"
-        )
-    if plan_sha256 is not None and sidecar.get("plan_sha256") not in (None, plan_sha256):
-        problems.append("the plan file does not match its sidecar's sha256")
-    if problems:
-        raise EngineMismatchError(
-            f"TensorRT engine mismatch: {'; '.join(problems)}. Engines are bound to the TensorRT version and GPU: rebuild with acfd-export"
-        )
-
-
 # ---------------------------------------------------------------- build
 
 
@@ -292,6 +180,17 @@ def _trt_major(version: str) -> int:
         return int(version.split(".")[0])
     except ValueError:
         return 0
+
+
+def _use_device(index: int) -> None:
+    """Make GPU ``index`` current, so the engine is built (and timed) on the GPU whose
+    compute capability the sidecar records."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(index)
+    elif index != 0:
+        raise AcfdError(f"cannot select GPU {index} without a CUDA build of torch")
 
 
 def inspect_engine(engine: Any, shape: Sequence[int]) -> dict[str, Any]:
@@ -313,6 +212,7 @@ def build_engine(
     profile: Mapping[str, Sequence[int]],
     workspace_gib: float = 4.0,
     timing_cache: str | os.PathLike[str] | None = None,
+    device_index: int = 0,
 ) -> dict[str, Any]:
     """Build a plan from ``onnx_path`` (whose types decide the precision), check that it
     really runs in ``precision``, and write ``plan_path`` and its sidecar atomically.
@@ -322,7 +222,8 @@ def build_engine(
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, Profile, engine_from_bytes
 
     trt_version = str(trt.__version__)
-    gpu = gpu_info()
+    _use_device(device_index)
+    gpu = gpu_info(device_index)
     cache = Path(timing_cache) if timing_cache is not None else default_timing_cache(trt_version, gpu)
     cache.parent.mkdir(parents=True, exist_ok=True)
     # TensorRT 11 networks are always strongly typed; on 10 ask for it, so both versions

@@ -121,6 +121,16 @@ class Detector:
                 pending = []
         yield from self._flush(pending)
 
+    @classmethod
+    def from_model(
+        cls, model: str | os.PathLike[str], config: DetectorConfig | None = None, device: str = "auto", **options: object
+    ) -> Detector:
+        """A detector over any model reference the runner registry knows (a checkpoint,
+        an ONNX file, an engine, a ``triton://`` URL, ...)."""
+        from acfd_deploy.runtime.registry import load_runner
+
+        return cls(load_runner(model, device=device, **options), config)
+
     def _flush(self, pending: list[tuple[Path, np.ndarray]]) -> Iterator[tuple[Path, Detections]]:
         if pending:
             dets = self.detect([img for _, img in pending])

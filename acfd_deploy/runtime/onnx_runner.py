@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.device import Device, parse_device
 
 _PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -28,6 +30,23 @@ def default_providers(available: Sequence[str]) -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+def providers_for(device: str | Device, available: Sequence[str]) -> list[str | tuple[str, dict[str, str]]]:
+    """The provider list for ``--device``: ``cpu`` is the CPU provider alone (even where
+    onnxruntime-gpu is installed), ``cuda[:N]`` CUDA on GPU N (bad input where this
+    ONNX Runtime has no CUDA provider), ``auto`` CUDA where available, else CPU."""
+    dev = parse_device(device)
+    if dev.kind == "cpu":
+        return ["CPUExecutionProvider"]
+    if dev.kind == "auto":
+        return list(default_providers(available))
+    if "CUDAExecutionProvider" not in available:
+        raise AcfdError(
+            f"--device {dev}: this ONNX Runtime has no CUDAExecutionProvider (available: {', '.join(available)}); "
+            "pip install 'acfd-deploy[gpu]' (onnxruntime-gpu instead of onnxruntime)"
+        )
+    return [("CUDAExecutionProvider", {"device_id": str(dev.index)}), "CPUExecutionProvider"]
+
+
 def precision_of(path: str | os.PathLike[str]) -> str:
     """From the file's ``precision`` metadata (acfd-export writes it), else its name."""
     import onnx
@@ -44,13 +63,23 @@ def precision_of(path: str | os.PathLike[str]) -> str:
     return "fp16" if name.endswith(".fp16.onnx") else "int8" if name.endswith(".int8.onnx") else "fp32"
 
 
+def _load_errors(ort: Any) -> tuple[type[BaseException], ...]:
+    """The exceptions ONNX Runtime raises for a file it cannot use (protobuf, graph or
+    model errors); anything else loading raises is a bug and keeps its traceback."""
+    state = getattr(getattr(ort, "capi", None), "onnxruntime_pybind11_state", None)
+    names = ("InvalidProtobuf", "InvalidGraph", "Fail", "NoSuchFile", "NotImplemented", "InvalidArgument")
+    found = tuple(getattr(state, n) for n in names if state is not None and isinstance(getattr(state, n, None), type))
+    return (*found, OSError)
+
+
 class OnnxRuntimeRunner:
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])``."""
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        providers: Sequence[str] | None = None,
+        device: str | Device = "auto",
+        providers: Sequence[str | tuple[str, dict[str, str]]] | None = None,
         threads: int | None = None,
         name: str | None = None,
         precision: str | None = None,
@@ -61,8 +90,8 @@ class OnnxRuntimeRunner:
             raise AcfdError(f"ONNX file not found: {self.path}")
         available = ort.get_available_providers()
         if providers is None:
-            providers = default_providers(available)
-        missing = [p for p in providers if p not in available]
+            providers = providers_for(device, available)
+        missing = [p for p in (q if isinstance(q, str) else q[0] for q in providers) if p not in available]
         if missing:
             hint = " (install onnxruntime-gpu: pip install 'acfd-deploy[gpu]')" if "CUDAExecutionProvider" in missing else ""
             raise AcfdError(f"ONNX Runtime has no {', '.join(missing)} here (available: {', '.join(available)}){hint}")
@@ -73,14 +102,20 @@ class OnnxRuntimeRunner:
             options.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
-        except Exception as exc:
+        except _load_errors(ort) as exc:  # a corrupt or foreign file: bad input, not a bug
             raise AcfdError(f"ONNX Runtime cannot load {self.path} ({' '.join(str(exc).split())[:160]})") from None
         self.providers = self.session.get_providers()
         self.precision = precision or precision_of(self.path)
         device = "cuda" if self.providers and self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.name = name or f"onnxruntime-{device}"
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        inputs, outputs = self.session.get_inputs(), [o.name for o in self.session.get_outputs()]
+        if len(inputs) != 1 or not {"boxes", "scores"} <= set(outputs):
+            raise AcfdError(
+                f"{self.path} is not an ACFD model: expected one input (images) and outputs boxes and scores, "
+                f"found inputs {[i.name for i in inputs]} and outputs {outputs}"
+            )
+        self.input_name = inputs[0].name
+        self.output_names = outputs
 
     def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images = np.ascontiguousarray(images, dtype=np.float32)

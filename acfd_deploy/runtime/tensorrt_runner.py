@@ -1,7 +1,8 @@
 """TensorRT runner: a plan file loaded with its sidecar JSON, run through Polygraphy.
 
 An engine is bound to the TensorRT version and GPU that built it: the sidecar is checked
-before deserializing, and a mismatch is a clear error that says to rebuild."""
+against the GPU the plan is about to run on before deserializing, and a mismatch is a
+clear error that says to rebuild."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.fileio import sha256_file
+from acfd_deploy.runtime.device import Device, parse_device
+from acfd_deploy.runtime.plan import check_sidecar, gpu_info, profile_covers, read_sidecar
 
 
 def _import_backend() -> tuple[Any, Any]:
@@ -29,27 +33,31 @@ def _import_backend() -> tuple[Any, Any]:
 class TensorRTRunner:
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])``."""
 
-    def __init__(self, plan_path: str | os.PathLike[str], name: str | None = None) -> None:
-        from acfd_deploy.export.tensorrt import check_sidecar, gpu_info, profile_covers, read_sidecar
-        from acfd_deploy.fileio import sha256_file
-
+    def __init__(self, plan_path: str | os.PathLike[str], device: str | Device = "cuda", name: str | None = None) -> None:
         self.path = Path(plan_path)
         if not self.path.is_file():
             raise AcfdError(f"TensorRT plan not found: {self.path}")
+        dev = parse_device(device)
+        if dev.kind == "cpu":
+            raise AcfdError(f"{self.path.name} is a TensorRT engine, which runs on an NVIDIA GPU only; --device cpu cannot run it")
+        self.device_index = dev.index
         trt, poly_trt = _import_backend()
         self.sidecar = read_sidecar(self.path)
-        check_sidecar(self.sidecar, str(trt.__version__), gpu_info(), sha256_file(self.path))
-        self._profile_covers = profile_covers
+        check_sidecar(self.sidecar, str(trt.__version__), gpu_info(self.device_index), sha256_file(self.path))
         self.profile = self.sidecar["profile"]
         self.precision = str(self.sidecar.get("precision", "fp32"))
-        self.name = name or "tensorrt"
+        self.name = name or f"tensorrt-cuda:{self.device_index}"
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.set_device(self.device_index)
         engine = poly_trt.engine_from_bytes(self.path.read_bytes())
         self._runner = poly_trt.TrtRunner(engine, name=self.name)
         self._runner.activate()
 
     def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images = np.ascontiguousarray(images, dtype=np.float32)
-        if not self._profile_covers(self.profile, images.shape):
+        if not profile_covers(self.profile, images.shape):
             raise AcfdError(
                 f"input shape {list(images.shape)} is outside the engine's profile "
                 f"(min {self.profile['min']}, max {self.profile['max']}); rebuild with acfd-export --imgsz/--batch"

@@ -1,24 +1,45 @@
 """PyTorch runner: the training graph or the folded graph, CPU or CUDA, fp32 or fp16,
-optionally captured in CUDA graphs or compiled with ``torch.compile``."""
+optionally captured in CUDA graphs or compiled with ``torch.compile``.
+
+The caller's module is never moved, cast or switched to eval mode: a runner that needs
+another device, dtype or mode works on its own copy, so wrapping a model (the exporter
+wraps the training graph it is about to fold) cannot change what the caller holds."""
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.device import Device, resolve_device
 
 Outputs = tuple[torch.Tensor, torch.Tensor]
+
+
+def _ready(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """``model`` itself when it is already in eval mode on ``device`` in ``dtype``, else a
+    copy that is (the caller's module stays as it was)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    floating = [t for t in tensors if t.is_floating_point()]
+    on_device = all(t.device == device for t in tensors)
+    in_dtype = all(t.dtype == dtype for t in floating)
+    in_eval = not any(m.training for m in model.modules())
+    if on_device and in_dtype and in_eval:
+        return model
+    return copy.deepcopy(model).eval().to(device, dtype)
 
 
 class TorchRunner:
     def __init__(
         self,
         model: nn.Module,
-        device: str | torch.device = "cpu",
+        device: str | torch.device | Device = "cpu",
         precision: str = "fp32",
         name: str | None = None,
         cuda_graphs: bool = False,
@@ -26,15 +47,15 @@ class TorchRunner:
     ) -> None:
         if precision not in ("fp32", "fp16"):
             raise AcfdError(f"the PyTorch runner supports fp32 and fp16, not {precision!r}")
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise AcfdError("the PyTorch runner was asked for CUDA, but torch sees no CUDA device")
+        if isinstance(device, torch.device):
+            device = str(device)
+        self.device = torch.device(resolve_device(device).torch())
         if precision == "fp16" and self.device.type != "cuda":
             raise AcfdError("fp16 in PyTorch needs a CUDA device (CPU half-precision convolutions are slow and not what ships)")
         if cuda_graphs and self.device.type != "cuda":
             raise AcfdError("--cuda-graphs needs a CUDA device")
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.model = model.eval().to(self.device, self.dtype)
+        self.model = _ready(model, self.device, self.dtype)
         self.precision = precision
         self.name = name or f"torch-{self.device.type}"
         self.cuda_graphs = cuda_graphs
@@ -80,3 +101,15 @@ class TorchRunner:
         static_in.copy_(x)
         graph.replay()
         return static_out
+
+
+def checkpoint_runner(
+    path: str | os.PathLike[str], device: str | Device = "auto", precision: str = "fp32", name: str | None = None
+) -> TorchRunner:
+    """A checkpoint as it ships: loaded safely, folded (a deploy checkpoint is already),
+    run in PyTorch. The registry's factory for ``.pth``/``.pt``/``.safetensors``."""
+    from acfd_deploy import load_model, reparameterize
+
+    dev = resolve_device(device)
+    label = name or f"torch-{dev}:{Path(path).name}"
+    return TorchRunner(reparameterize(load_model(path)), device=dev, precision=precision, name=label)

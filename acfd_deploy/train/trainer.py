@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from acfd_deploy.checkpoint import read_checkpoint, save_checkpoint
 from acfd_deploy.configs import resolve_config
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.fileio import atomic_path
 from acfd_deploy.model.detector import build_model
 from acfd_deploy.train.augment import AugmentConfig
 from acfd_deploy.train.dataset import FaceDataset, collate
@@ -43,7 +44,8 @@ class TrainConfig:
     config: str = "acfd-tiny"
     epochs: int = 30
     batch: int = 16
-    imgsz: int = 640
+    imgsz: int | tuple[int, int] = 640  # training input size, H W (one number: square)
+    device: str = "auto"  # auto, cpu, cuda, cuda:N (under torchrun: each process's LOCAL_RANK GPU)
     lr: float = 0.01  # the paper's 0.04 at batch 64, scaled linearly to batch 16
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -68,14 +70,18 @@ def _is_main() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-def _setup_distributed() -> torch.device:
+def _setup_distributed(device: str = "auto") -> torch.device:
+    """The process's device: ``--device`` (auto: CUDA where present), one GPU per process
+    (``LOCAL_RANK``) under torchrun; joins the process group when there is one."""
+    from acfd_deploy.runtime.device import resolve_device
+
+    chosen = resolve_device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
+        dist.init_process_group("nccl" if chosen.is_cuda else "gloo")
+    if chosen.is_cuda:
+        index = int(os.environ["LOCAL_RANK"]) if "LOCAL_RANK" in os.environ else chosen.index
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
     return torch.device("cpu")
 
 
@@ -97,14 +103,29 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+RUN_FILES = ("log.csv", "last.pth", "best.pth")
+
+
+def check_out(out: Path, resume: str | None, overwrite: bool) -> None:
+    """A folder that already holds a run is continued only with ``--resume`` or started
+    over only with ``--overwrite``; never silently appended to (its log would mix runs)."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found and not resume and not overwrite:
+        raise AcfdError(
+            f"--out {out} already holds a training run ({', '.join(found)}); continue it with --resume {out / 'last.pth'}, "
+            "start over in it with --overwrite, or choose another --out"
+        )
+
+
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: str | None = None, progress: bool = True) -> None:
+    def __init__(self, cfg: TrainConfig, resume: str | None = None, progress: bool = True, overwrite: bool = False) -> None:
+        check_out(Path(cfg.out), resume, overwrite)
         self.cfg = cfg
         self.progress = progress
-        self.device = _setup_distributed()
+        self.device = _setup_distributed(cfg.device)
         torch.manual_seed(cfg.seed)
         self.model_config = resolve_config(cfg.config)
-        aug = AugmentConfig(size=(cfg.imgsz, cfg.imgsz))
+        aug = AugmentConfig(size=self.train_size)
         self.dataset = FaceDataset(cfg.data, cfg.images, aug, seed=cfg.seed)
         world = dist.get_world_size() if dist.is_initialized() else 1
         if len(self.dataset) // world < cfg.batch:
@@ -130,6 +151,11 @@ class Trainer:
         self.out = Path(cfg.out)
         if _is_main():
             self.out.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def train_size(self) -> tuple[int, int]:
+        size = self.cfg.imgsz
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
     def _param_groups(self) -> list[dict[str, Any]]:
         """No weight decay on BN parameters and biases (standard; decaying BN gammas shrinks features)."""
@@ -230,7 +256,7 @@ class Trainer:
         from acfd_deploy.pipeline.io import load_image
         from acfd_deploy.runtime.torch_runner import TorchRunner
 
-        h, w = self.cfg.val_imgsz or (self.cfg.imgsz, self.cfg.imgsz)
+        h, w = self.cfg.val_imgsz or self.train_size
         detector = Detector(TorchRunner(self.model, device=self.device), DetectorConfig(scales=((h, w),), batch_size=8))
         gt, boxes, scores = {}, {}, {}
         try:
@@ -247,6 +273,10 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         log_path = self.out / "log.csv"
+        # a resumed run keeps the rows of the epochs its checkpoint holds, and drops rows a
+        # killed run logged after its last checkpoint; a new run starts a new log
+        logged = _read_rows(log_path) if self.start_epoch > 0 else []
+        logged = [r for r in logged if int(r.get("epoch", 0)) <= self.start_epoch]
         history: list[dict[str, Any]] = []
         for epoch in range(self.start_epoch, self.cfg.epochs):
             start = time.perf_counter()
@@ -260,7 +290,8 @@ class Trainer:
                     "seconds": round(time.perf_counter() - start, 1),
                 } | stats
                 history.append(row)
-                _append_log(log_path, row)
+                logged.append(row)
+                _write_log(log_path, logged)
                 plot_history(read_log(log_path), self.out / "curves.png", title=f"{self.model_config.name}: {self.out}")
                 if not math.isnan(ap) and ap > self.best_ap:
                     self.best_ap = ap
@@ -276,10 +307,18 @@ class Trainer:
         return {"best_ap": self.best_ap, "history": history, "out": str(self.out)}
 
 
-def _append_log(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The whole log, rewritten atomically each epoch: a kill mid-write cannot leave a
+    torn last line."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})

@@ -1,14 +1,12 @@
-"""INT8 judged by accuracy, as DESIGN.md section 8 asks: AP50 on a labelled validation set.
+"""The evidence for judging int8 by accuracy: AP50 on a labelled validation set.
 
 Why not tensors or the anchor-by-anchor detection match: quantization moves scores by a
 few hundredths everywhere, so on a trained network many detections miss the fp16 match
 rule (|score diff| <= 0.02) while the detector is no worse (measured on a first demo
 model: 85% of detections matched, and AP50 did not drop). What a user loses is AP, so
-that is what is held: ``AP50(int8) >= AP50(reference) - 0.01``.
-
-AP needs a model that detects something. On random or untrained weights (reference AP
-below :data:`MIN_REFERENCE_AP`) it cannot see a degradation, and the detection match
-rate stays the rule; the verdict records which rule decided.
+that is what is held (:class:`acfd_deploy.verify.rules.ApRule`):
+``AP50(int8) >= AP50(reference) - 0.01``. AP needs a model that detects something; the
+rule says when it cannot judge.
 
 The validation set is the user's (``--val-data``/``--val-images``, e.g. iCartoonFace
 val) or, by default, synthetic cartoon scenes made in memory by :mod:`acfd_deploy.data`
@@ -26,8 +24,6 @@ import numpy as np
 
 from acfd_deploy.errors import AcfdError
 
-MAX_AP_DROP = 0.01
-MIN_REFERENCE_AP = 0.1
 # How many faces a 1-point tolerance needs. Measured on the demo model (int8 against fp32,
 # 256x320, synthetic scenes): the AP50 difference has a mean of 0.15 points and a spread
 # (SD over disjoint subsets) of 0.44 points on ~270 faces and 0.29 on ~540; one run on 40
@@ -131,54 +127,3 @@ def detection_ap(runner: Any, val: ValidationSet, imgsz: tuple[int, int], batch:
     boxes = {n: d.boxes.astype(np.float64) for n, d in zip(val.names, found)}
     scores = {n: d.scores.astype(np.float64) for n, d in zip(val.names, found)}
     return evaluate(gt, boxes, scores).ap
-
-
-def ap_can_judge(reference_ap: float) -> bool:
-    """Whether the reference detects enough for an AP drop to mean something."""
-    return reference_ap >= MIN_REFERENCE_AP
-
-
-def judge_int8(
-    reference: Any,
-    candidate: Any,
-    val: ValidationSet,
-    imgsz: tuple[int, int],
-    match_rate: float,
-    batch: int = 4,
-    reference_ap: float | None = None,
-) -> dict[str, Any]:
-    """The int8 verdict of ``candidate`` against ``reference`` (runners): the reference's
-    AP (unless already measured), the candidate's only where AP can decide, the rule."""
-    from acfd_deploy.parity import min_match_rate
-
-    if reference_ap is None:
-        reference_ap = detection_ap(reference, val, imgsz, batch)
-    candidate_ap = detection_ap(candidate, val, imgsz, batch) if ap_can_judge(reference_ap) else None
-    return accuracy_verdict(reference_ap, candidate_ap, match_rate, min_match_rate("int8"))
-
-
-def accuracy_verdict(reference_ap: float, candidate_ap: float | None, match_rate: float, min_match_rate: float) -> dict[str, Any]:
-    """The int8 rule, as a pure function: the AP rule when the reference detects enough
-    for AP to mean something, else the detection match rate (``candidate_ap`` may then be
-    None: callers skip measuring what cannot decide)."""
-    drop = None if candidate_ap is None else reference_ap - candidate_ap
-    if ap_can_judge(reference_ap):
-        if drop is None:
-            raise ValueError("the AP rule needs the candidate's AP")
-        return {
-            "rule": "ap",
-            "reference_ap": reference_ap,
-            "ap": candidate_ap,
-            "ap_drop": drop,
-            "required": {"max_ap_drop": MAX_AP_DROP},
-            "passed": bool(drop <= MAX_AP_DROP + 1e-12),
-        }
-    return {
-        "rule": "match",
-        "reference_ap": reference_ap,
-        "ap": candidate_ap,
-        "ap_drop": drop,
-        "why": f"reference AP50 {reference_ap:.3f} < {MIN_REFERENCE_AP}: the weights do not detect enough for AP to judge",
-        "required": {"match_rate": min_match_rate},
-        "passed": bool(match_rate >= min_match_rate),
-    }

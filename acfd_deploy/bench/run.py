@@ -1,0 +1,184 @@
+"""acfd-bench as a library call: collect the targets, time them, judge them, gate them.
+
+:func:`run_bench` returns the JSON document (``schema_version``, machine class,
+environment, one row per artifact and batch) and the list of failed checks; the command
+prints and writes it."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acfd_deploy.bench.gate import SCHEMA_VERSION, check_baseline, check_budget, result_key
+from acfd_deploy.bench.harness import BenchPlan, bench_target, parity_row, parity_verifier
+from acfd_deploy.bench.targets import Target, TorchOptions, targets_for, targets_for_export_dir
+from acfd_deploy.bench.timing import TimingPolicy, reference_workload
+from acfd_deploy.errors import AcfdError
+
+
+@dataclass
+class BenchOptions:
+    models: list[str] = field(default_factory=list)
+    export_dir: Path | None = None
+    backend: str | None = None
+    precision: str | None = None
+    device: str = "auto"
+    batches: tuple[int, ...] = (1,)
+    imgsz: tuple[int, int] = (640, 640)
+    ms_test: bool = False
+    source: str = "1920x1080"
+    budget_ms: float | None = None
+    parity: bool = False
+    weights: Path | None = None
+    repeats: int = 3
+    min_time: float = 1.0
+    warmup: int = 3
+    cuda_graphs: bool = False
+    compile: bool = False
+    baseline: Path | None = None
+    max_regression: float = 0.10
+    machine_class: str | None = None
+    progress: bool = True
+
+
+def machine_class(env: dict[str, Any]) -> str:
+    if env.get("gpu"):
+        return f"gpu:{env['gpu']}"
+    return f"cpu:{env['cpu']}:{env['cpu_count']}"
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise AcfdError(f"baseline not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise AcfdError(f"baseline {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or "results" not in data:
+        raise AcfdError(f"baseline {path} is not an acfd-bench JSON (no 'results')")
+    return data
+
+
+def collect_targets(opts: BenchOptions, torch_opts: TorchOptions) -> tuple[list[Target], Path | None]:
+    """The targets to measure (after the --backend / --precision filters) and the training
+    checkpoint that --parity compares with."""
+    from acfd_deploy.runtime.registry import backend_for, is_url
+
+    targets: list[Target] = []
+    reference = opts.weights
+    if opts.export_dir:
+        found, ref = targets_for_export_dir(opts.export_dir, torch_opts)
+        targets += found
+        reference = reference or ref
+    for model in opts.models:
+        new = targets_for(model, torch_opts)
+        targets += new
+        if (
+            reference is None
+            and not is_url(model)
+            and backend_for(model).name == "torch"
+            and any("training graph" in t.artifact for t in new)
+        ):
+            reference = Path(model)
+    if opts.backend:
+        targets = [t for t in targets if t.backend == opts.backend]
+    if opts.precision:
+        targets = [t for t in targets if t.precision == opts.precision]
+    if not targets:
+        raise AcfdError(
+            "nothing to benchmark: give --model PATH... or --export-dir DIR (after --backend/--precision filters, none is left)"
+        )
+    return targets, reference
+
+
+def _progress(targets: list[Target], enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(targets, desc="benchmark", unit="artifact", disable=None if enabled else True, leave=False)
+
+
+def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
+    """Measure every target; returns the JSON document and the failed checks (budget,
+    parity, regression against ``opts.baseline``)."""
+    import torch
+
+    from acfd_deploy.bench.flops import add_efficiency, network_gflops
+    from acfd_deploy.envinfo import environment
+    from acfd_deploy.runtime.device import resolve_device
+
+    if opts.min_time < 0 or opts.warmup < 0:
+        raise AcfdError("--min-time and --warmup must not be negative")
+    device = str(resolve_device(opts.device))
+    if opts.cuda_graphs and not device.startswith("cuda"):
+        raise AcfdError("--cuda-graphs needs a CUDA device")
+    torch_precision = "fp16" if opts.precision == "fp16" else "fp32"
+    torch_opts = TorchOptions(device=device, precision=torch_precision, cuda_graphs=opts.cuda_graphs, compile=opts.compile)
+    baseline = read_baseline(opts.baseline) if opts.baseline else None
+    targets, reference_path = collect_targets(opts, torch_opts)
+    budget = opts.budget_ms if opts.budget_ms is not None else (50.0 if opts.ms_test else None)
+    plan = BenchPlan(
+        batches=opts.batches,
+        imgsz=opts.imgsz,
+        ms_test=opts.ms_test,
+        source=opts.source,
+        repeats=opts.repeats,
+        policy=TimingPolicy(warmup=opts.warmup, min_seconds=opts.min_time),
+        device=device,
+    )
+    env = environment()
+    ref_ms, ref_gflops = reference_workload(torch.device(device))
+    verifiers: dict[bool, Any] = {}
+    reference_runner = None
+    if opts.parity:
+        if reference_path is None:
+            raise AcfdError("--parity needs the training checkpoint: pass --weights PATH or a .pth among --model")
+        from acfd_deploy import load_model
+        from acfd_deploy.runtime.torch_runner import TorchRunner
+
+        reference_runner = TorchRunner(load_model(reference_path), "cpu", "fp32", "reference")
+    rows: list[dict[str, Any]] = []
+    for target in _progress(targets, opts.progress):
+        runner = target.make_runner()
+        target_rows = bench_target(target, plan, runner)
+        if reference_runner is not None:
+            int8 = target.precision == "int8"
+            verifier = verifiers.setdefault(int8, parity_verifier(reference_runner, plan.imgsz, int8))
+            parity = parity_row(target, runner, verifier)
+            for row in target_rows:
+                row["parity"], row["parity_ok"] = parity, parity["passed"]
+        if not plan.ms_test:
+            add_efficiency(target_rows, network_gflops(target.path, plan.imgsz), ref_gflops)
+        close = getattr(runner, "close", None)
+        if close is not None:
+            close()
+        rows += target_rows
+    for finding in check_budget(rows, budget):
+        next(r for r in rows if result_key(r) == finding.key)["budget_ok"] = finding.ok
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": "acfd-bench",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine_class": opts.machine_class or machine_class(env),
+        "environment": env,
+        "reference_ms": round(ref_ms, 4),
+        "reference_gflops": round(ref_gflops, 1),
+        "budget_ms": budget,
+        "plan": {
+            "batches": list(plan.batches),
+            "input": plan.input_label,
+            "repeats": plan.repeats,
+            "min_time_s": opts.min_time,
+            "warmup": opts.warmup,
+        },
+        "results": rows,
+    }
+    failed = [f"{result_key(r)}: over budget ({r['per_image_ms']:.2f} ms > {budget:g} ms)" for r in rows if r.get("budget_ok") is False]
+    failed += [f"{result_key(r)}: parity failed" for r in rows if r.get("parity_ok") is False and r["batch"] == plan.batches[0]]
+    if baseline is not None:
+        findings = check_baseline(document, baseline, opts.max_regression)
+        document["baseline"] = {"path": str(opts.baseline), "findings": [f.__dict__ for f in findings]}
+        failed += [f"{f.key}: {f.message}" for f in findings if not f.ok]
+    return document, failed

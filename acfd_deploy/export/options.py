@@ -1,0 +1,76 @@
+"""What an export is asked to do, and the checks on it that need no file to be read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from acfd_deploy.errors import AcfdError
+from acfd_deploy.verify.accuracy import DEFAULT_VAL_IMAGES
+
+ENGINES = ("auto", "onnx", "tensorrt")
+DEFAULT_IMGSZ = (640, 640)
+DEFAULT_OUT = Path("exports")
+
+
+@dataclass
+class ExportOptions:
+    weights: Path | None = None  # None: the bundled demo model (or --random-init)
+    config: str | None = None
+    random_init: bool = False
+    fp16: bool = False
+    int8: bool = False
+    openvino: bool = False
+    calib: Path | None = None  # None: the calibration images bundled with the package
+    imgsz: tuple[int, int] = DEFAULT_IMGSZ
+    batch: int = 1
+    opset: int = 17
+    simplify: bool = True
+    engine: str = "auto"
+    workspace: float = 4.0
+    device: str = "auto"  # where TensorRT builds and runs (cuda:N); ONNX Runtime parity runs on the CPU
+    out: Path = DEFAULT_OUT
+    triton_repo: Path | None = None
+    seed: int = 0
+    parity_images: int = 4
+    calib_limit: int | None = None
+    strict: bool = False  # an unverified artifact fails the export
+    # int8 is judged by AP50 on a labelled set: the user's (iCartoonFace format) or synthetic
+    val_data: Path | None = None
+    val_images: Path | None = None
+    val_count: int = DEFAULT_VAL_IMAGES
+
+
+def validate(opts: ExportOptions) -> None:
+    """Refuse contradictory or out-of-range options before anything is read or written."""
+    from acfd_deploy.runtime.device import parse_device
+
+    if opts.engine not in ENGINES:
+        raise AcfdError(f"unknown --engine {opts.engine!r}; choose from {', '.join(ENGINES)}")
+    if opts.batch < 1:
+        raise AcfdError(f"--batch must be at least 1, got {opts.batch}")
+    if opts.workspace <= 0:
+        raise AcfdError(f"--workspace must be positive (GiB), got {opts.workspace}")
+    if (opts.val_data is None) != (opts.val_images is None):
+        raise AcfdError("--val-data and --val-images go together (the CSV and the folder of its images)")
+    if opts.val_data is not None and not opts.int8:
+        raise AcfdError("--val-data and --val-images judge the --int8 artifact by AP; add --int8 or leave them out")
+    if opts.val_count < 1:
+        raise AcfdError(f"--val-count must be at least 1, got {opts.val_count}")
+    if not 13 <= opts.opset <= 23:
+        raise AcfdError(f"--opset {opts.opset} is not supported (13..23; default 17)")
+    if opts.random_init and opts.weights is not None:
+        raise AcfdError("--random-init and --model/--weights exclude each other")
+    if opts.random_init and not opts.config:
+        raise AcfdError("--random-init needs --config NAME")
+    device = parse_device(opts.device)
+    if opts.engine == "tensorrt" and device.kind == "cpu":
+        raise AcfdError("--engine tensorrt builds TensorRT engines on a GPU; --device cpu contradicts it")
+    if opts.triton_repo is not None and Path(opts.triton_repo).absolute() == Path(opts.out).absolute():
+        raise AcfdError("--triton-repo must be another folder than --out")
+    if opts.engine == "tensorrt":
+        from acfd_deploy.export.tensorrt import tensorrt_status
+
+        ok, why = tensorrt_status()
+        if not ok:
+            raise AcfdError(f"--engine tensorrt needs TensorRT and a CUDA GPU: {why}")

@@ -150,18 +150,20 @@ def test_eval_ground_truth_as_predictions_scores_one(dataset: Path, tmp_path: Pa
 
 
 def test_eval_runs_the_model(dataset: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    saved = tmp_path / "pred.csv"
+    saved, js_model, js_csv = tmp_path / "pred.csv", tmp_path / "model.json", tmp_path / "csv.json"
     rc = evaluate.main(
         ["--gt", str(dataset / "gt.csv"), "--model", str(weights), "--images", str(dataset / "images"), "--imgsz", "160", "200"]
-        + ["--save-pred", str(saved), "--no-progress"]
+        + ["--save-pred", str(saved), "--no-progress", "--json", str(js_model)]
     )
     out = capsys.readouterr().out
     assert rc == 0
     ap_lines = [line for line in out.splitlines() if line.startswith("AP50: ")]
     assert len(ap_lines) == 1 and 0.0 <= float(ap_lines[0].split()[1]) <= 1.0
-    # the saved CSV scores the same when read back
-    rc = evaluate.main(["--gt", str(dataset / "gt.csv"), "--pred", str(saved)])
+    assert "sorted and cleaned" not in out  # the detector writes each image's detections best first
+    # the saved CSV scores the same when read back, to the last bit
+    rc = evaluate.main(["--gt", str(dataset / "gt.csv"), "--pred", str(saved), "--json", str(js_csv)])
     assert rc == 0 and ap_lines[0] in capsys.readouterr().out
+    assert json.loads(js_model.read_text())["AP50"] == json.loads(js_csv.read_text())["AP50"]
 
 
 def _write(path: Path, text: str) -> Path:
@@ -179,7 +181,7 @@ GT = "a.jpg,0,0,9,9,face\nb.jpg,10,10,29,29,face\n"
         (GT, "", [], "--allow-empty-pred"),
         (GT, "a.jpg,0,0,9,9,face\n", [], "no score column"),
         (GT, "garbage\n", [], "not an iCartoonFace CSV"),
-        (GT, "a.jpg,9,0,0,9,face,0.9\n", [], "no usable row"),
+        (GT, "a.jpg,0,0,9,9,face,high\na.jpg,x,0,9,9,face,0.9\n", [], "no usable row"),
         (None, "a.jpg,0,0,9,9,face,0.9\n", [], "not found"),
         (GT, None, ["--model", "x.pth"], "--images"),
     ],
@@ -225,7 +227,7 @@ def test_eval_clips_boxes_outside_the_image(tmp_path: Path, capsys: pytest.Captu
     assert rc == 0
     assert "2 predicted box(es) on 1 image(s) reach outside their image" in captured.err
     assert "1 of 2 ground-truth images are not in" in captured.err
-    assert "AP50: 1.0000" in captured.out  # clipped [-4..9] -> [0..9] matches exactly
+    assert "AP50: 1.0000" in captured.out  # scored unclipped: [-4..9] still has IoU 100/140 with [0..9]
 
 
 def test_console_script_exit_code(dataset: Path) -> None:

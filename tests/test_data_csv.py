@@ -113,3 +113,28 @@ def test_check_inside_counts_and_clips() -> None:
     assert ann.boxes["d"][0].tolist() == [0, 0, 8, 8]  # negative: outside whatever the size
     assert ann.boxes["a"][0].tolist() == [0, 0, 10, 10] and ann.boxes["b"][0].tolist() == [0, 0, 99, 10]
     assert ann.boxes["c"][0].tolist() == [0, 0, 500, 500]  # size unknown: right/bottom unchecked
+
+
+def test_detections_read_as_the_official_scorer_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "pred.csv"
+    path.write_text(
+        "a.jpg,1,2,30,40,face,0.9\n"  # 1 ok
+        "b.jpg,50,2,30,40,face,0.8\n"  # 2 x2 < x1: kept
+        "a.jpg,nan,2,30,40,face,0.7\n"  # 3 nan: kept
+        "a.jpg,1,2,30,40,face,inf\n"  # 4 inf score: kept
+        "b.jpg,1,2,30\n"  # 5 too few columns: skipped
+        "b.jpg,x,2,30,40,face,0.5\n"  # 6 non-numeric: skipped
+        "b.jpg,1,2,30,40,face,high\n"  # 7 non-numeric score: skipped
+    )
+    ann = read_annotations(path, kind="det", keep_suspect=True)
+    assert ann.rows == 4 and list(ann.boxes) == ["a.jpg", "b.jpg"]
+    assert ann.lines["a.jpg"].tolist() == [1, 3, 4] and ann.lines["b.jpg"].tolist() == [2]
+    assert ann.boxes["b.jpg"].tolist() == [[50, 2, 30, 40]] and np.isnan(ann.boxes["a.jpg"][1, 0])
+    assert ann.scores is not None and ann.scores["a.jpg"][2] == np.inf
+    assert [(i.line, i.reason) for i in ann.issues] == [
+        (5, "wrong column count (expected 7)"),
+        (6, "non-numeric coordinate"),
+        (7, "non-numeric score"),
+    ]
+    strict = read_annotations(path, kind="det")  # the default still drops the suspect rows
+    assert strict.rows == 1 and [i.line for i in strict.issues] == [2, 3, 4, 5, 6, 7]

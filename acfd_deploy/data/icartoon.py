@@ -1,9 +1,13 @@
-"""Reading and writing iCartoonFace CSVs (DESIGN.md section 5), forgivingly.
+"""Reading and writing iCartoonFace CSVs, forgivingly.
 
 No header; pixel coordinates. Training files have 5 columns ``image,x1,y1,x2,y2``,
 validation files 6 ``image,x1,y1,x2,y2,face``, detections 7
 ``image,x1,y1,x2,y2,face,score``. Real annotation files have the odd broken row; one
 bad row must cost that row (reported with its line number), not the whole run.
+
+Detections can instead be read the way the challenge's official scorer reads them
+(``keep_suspect=True``): every row whose five numbers Python's ``float()`` parses is
+kept, including boxes with reversed corners and ``nan``/``inf`` values.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ class CsvIssue:
 class Annotations:
     """Boxes ``[K, 4]`` (float64, xyxy) per image, scores ``[K]`` for detections.
 
-    Images keep the order in which the file first names them.
+    Images keep the order in which the file first names them, and each image's boxes
+    the order of its rows; ``lines`` holds each box's line number in the file and
+    ``issues`` the rows skipped.
     """
 
     kind: str
@@ -44,6 +50,7 @@ class Annotations:
     rows: int = 0
     issues: list[CsvIssue] = field(default_factory=list)
     source: str = ""
+    lines: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_boxes(self) -> int:
@@ -63,6 +70,14 @@ class Annotations:
         return f"{self.source or 'CSV'}: skipped {len(self.issues)} row(s): " + "; ".join(parts)
 
 
+def _parse_any_float(text: str) -> float | None:
+    """``float(text)``, as the official scorer parses (``nan`` and ``inf`` included)."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _parse_float(text: str) -> float | None:
     try:
         value = float(text)
@@ -80,10 +95,14 @@ def _detect_kind(rows: list[tuple[int, list[str]]]) -> str:
     return next(k for k, v in KIND_COLUMNS.items() if v == width)
 
 
-def read_annotations(path: str | os.PathLike[str], kind: str = "auto") -> Annotations:
+def read_annotations(path: str | os.PathLike[str], kind: str = "auto", keep_suspect: bool = False) -> Annotations:
     """Read a training, validation or detection CSV; malformed rows become ``issues``.
 
     ``kind`` is ``train``, ``val``, ``det`` or ``auto`` (the most common column count).
+    By default rows with reversed corners or non-finite numbers are skipped (``issues``);
+    with ``keep_suspect`` they are kept as they are, as the official scorer keeps them,
+    and only rows it could not parse (wrong column count, text ``float()`` rejects) are
+    skipped (:mod:`acfd_deploy.eval.audit` finds the suspect rows kept).
     Raises :class:`AcfdError` when the file is missing, unreadable, empty, of the wrong
     kind (``det`` asked but the file has no score column) or has no usable row at all.
     """
@@ -121,8 +140,9 @@ def read_annotations(path: str | os.PathLike[str], kind: str = "auto") -> Annota
     out = Annotations(kind=kind, scores={} if kind == "det" else None, source=str(path))
     box_lists: dict[str, list[list[float]]] = {}
     score_lists: dict[str, list[float]] = {}
+    line_lists: dict[str, list[int]] = {}
     for line_no, row in rows:
-        reason = _check_row(row, width, kind)
+        reason = _check_row_parses(row, width, kind) if keep_suspect else _check_row(row, width, kind)
         if reason is not None:
             if not (line_no == rows[0][0] and reason.startswith("non-numeric")):
                 out.issues.append(CsvIssue(line_no, reason))
@@ -132,12 +152,14 @@ def read_annotations(path: str | os.PathLike[str], kind: str = "auto") -> Annota
         name = row[0]
         x1, y1, x2, y2 = (float(v) for v in row[1:5])
         box_lists.setdefault(name, []).append([x1, y1, x2, y2])
+        line_lists.setdefault(name, []).append(line_no)
         if kind == "det":
             score_lists.setdefault(name, []).append(float(row[6]))
         out.rows += 1
     if out.rows == 0:
         raise AcfdError(f"{path} has no usable row. {out.issue_summary()}")
     out.boxes = {k: np.asarray(v, dtype=np.float64).reshape(-1, 4) for k, v in box_lists.items()}
+    out.lines = {k: np.asarray(v, dtype=np.int64) for k, v in line_lists.items()}
     if out.scores is not None:
         out.scores = {k: np.asarray(v, dtype=np.float64) for k, v in score_lists.items()}
     return out
@@ -148,15 +170,30 @@ def _check_row(row: list[str], width: int, kind: str) -> str | None:
         return f"wrong column count (expected {width})"
     if not row[0]:
         return "empty image name"
+    if any(_parse_any_float(v) is None for v in row[1:5]):
+        return "non-numeric coordinate"
     if any(_parse_float(v) is None for v in row[1:5]):
-        return "non-numeric or non-finite coordinate"
+        return "non-finite coordinate (nan or inf)"
     x1, y1, x2, y2 = (float(v) for v in row[1:5])
     if x2 < x1:
         return "box with x2 < x1"
     if y2 < y1:
         return "box with y2 < y1"
+    if kind == "det" and _parse_any_float(row[6]) is None:
+        return "non-numeric score"
     if kind == "det" and _parse_float(row[6]) is None:
-        return "non-numeric or non-finite score"
+        return "non-finite score (nan or inf)"
+    return None
+
+
+def _check_row_parses(row: list[str], width: int, kind: str) -> str | None:
+    """Why the official scorer could not read ``row`` (None: it could, whatever the values)."""
+    if len(row) != width:
+        return f"wrong column count (expected {width})"
+    if any(_parse_any_float(v) is None for v in row[1:5]):
+        return "non-numeric coordinate"
+    if kind == "det" and _parse_any_float(row[6]) is None:
+        return "non-numeric score"
     return None
 
 

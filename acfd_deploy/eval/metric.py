@@ -1,18 +1,36 @@
 """The challenge's scorer: all-points VOC AP at IoU >= 0.5 with +1 pixel areas.
 
-Definition (DESIGN.md section 5), which every function here follows:
+These functions reproduce the iCartoon Face Challenge's official scorer (its ``run.py``,
+a VOC devkit ``voc_eval`` variant) bit for bit, including on input it does not check:
 
-* Boxes are inclusive integer-pixel rectangles: ``x1..x2`` covers ``x2 - x1 + 1`` pixels,
-  so widths, heights, intersections and areas all carry the ``+1`` (the VOC devkit rule).
-* Within each image, detections are matched in descending score order (ties keep file
-  order). A detection takes the ground-truth box it overlaps most; if that IoU is
-  >= 0.5 and the box is still free, it is a true positive and the box is taken.
-  Otherwise, including when its best box is already taken, it is a false positive: it
-  does not fall back to the second-best box (again the devkit rule).
-* Detections on images that have no ground truth are ignored (they are neither true
-  nor false positives); every ground-truth box counts towards recall.
-* No cap on detections per image.
-* AP is the area under the precision envelope over all recall points (VOC 2010+).
+* Boxes are inclusive pixel rectangles: ``x1..x2`` covers ``x2 - x1 + 1`` pixels, so
+  widths, heights, intersections and areas all carry the ``+1``. The IoU is computed in
+  float64 with the devkit's operations in the devkit's order
+  (``iw = max(min(x2) - max(x1) + 1, 0)``, likewise ``ih``; ``inter = iw * ih``;
+  ``union = area_det + area_gt - inter``; ``iou = inter / union``) and nothing is
+  guarded: a box with reversed corners (``x2 < x1`` or ``y2 < y1``) or ``nan``/``inf``
+  values gets whatever IoU numpy computes (0, negative, ``inf`` or ``nan``); it is a
+  detection like any other, normally a false positive.
+* Each image's detections are matched **in the order given** (file order for a CSV; the
+  scorer does not sort them by score first). A detection takes the ground-truth box it
+  overlaps most (``np.max``/``np.argmax`` over the image's boxes: a ``nan`` IoU wins
+  both); if that IoU is >= 0.5 and the box is still free, it is a true positive and the
+  box is taken. Otherwise, including when its best box is already taken, it is a false
+  positive: it does not fall back to the second-best box.
+* Only images in the ground truth are visited, in the order the ground truth first names
+  them; their detections' flags and scores are concatenated in that order. Detections on
+  other images are ignored (neither true nor false positives); every ground-truth box
+  counts towards recall. No cap on detections per image.
+* Then all scores are ranked with numpy's default ``np.argsort(-scores)`` (not a stable
+  sort: tied scores come out in whatever order numpy's default gives, which the AP can
+  depend on), the flags are reordered and cumulated: ``recall = tp / n_gt``,
+  ``precision = tp / max(tp + fp, eps)``.
+* AP is the all-points VOC AP: ``mrec = [0, recall, 1]``, ``mpre = [0, precision, 0]``,
+  precision made monotone from the right, and ``sum((mrec[i+1] - mrec[i]) * mpre[i+1])``
+  over the steps where recall changes (``np.sum``, as the devkit does).
+
+A detector that writes each image's detections best first (as ``acfd-detect`` does) is
+matched in score order, so for it the order rule changes nothing.
 """
 
 from __future__ import annotations
@@ -26,37 +44,43 @@ IOU_THRESHOLD = 0.5
 
 
 def iou_plus1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU ``[N, M]`` of ``a [N, 4]`` and ``b [M, 4]`` with +1 pixel areas."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + 1.0
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + 1.0
-    inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
-    area_a = (a[:, 2] - a[:, 0] + 1.0) * (a[:, 3] - a[:, 1] + 1.0)
-    area_b = (b[:, 2] - b[:, 0] + 1.0) * (b[:, 3] - b[:, 1] + 1.0)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return iou
+    """Pairwise IoU ``[N, M]`` of ``a [N, 4]`` (detections) and ``b [M, 4]`` (ground truth)
+    with +1 pixel areas, exactly as the VOC devkit computes it (unguarded: see the module)."""
+    bb = np.asarray(a, dtype=np.float64).reshape(-1, 4)[:, None, :]
+    gt = np.asarray(b, dtype=np.float64).reshape(-1, 4)[None, :, :]
+    ixmin = np.maximum(gt[..., 0], bb[..., 0])
+    iymin = np.maximum(gt[..., 1], bb[..., 1])
+    ixmax = np.minimum(gt[..., 2], bb[..., 2])
+    iymax = np.minimum(gt[..., 3], bb[..., 3])
+    with np.errstate(all="ignore"):
+        iw = np.maximum(ixmax - ixmin + 1.0, 0.0)
+        ih = np.maximum(iymax - iymin + 1.0, 0.0)
+        inters = iw * ih
+        uni = (
+            (bb[..., 2] - bb[..., 0] + 1.0) * (bb[..., 3] - bb[..., 1] + 1.0)
+            + (gt[..., 2] - gt[..., 0] + 1.0) * (gt[..., 3] - gt[..., 1] + 1.0)
+            - inters
+        )
+        return inters / uni
 
 
-def match_image(gt: np.ndarray, det: np.ndarray, scores: np.ndarray, iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
-    """True-positive flags for one image's detections, in the order given.
+def match_image(gt: np.ndarray, det: np.ndarray, scores: np.ndarray | None = None, iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
+    """True-positive flags for one image's detections, matched in the order given.
 
-    The loop is over detections in score order and is inherently sequential (a taken
-    box changes later outcomes); the IoUs themselves are one vectorized matrix.
+    ``scores`` is accepted for compatibility and not used: the official scorer matches
+    in file order, so pass the detections best first if score order is what you mean.
+    The loop is sequential (a taken box changes later outcomes); the IoUs are one matrix.
     """
     det = np.asarray(det, dtype=np.float64).reshape(-1, 4)
     tp = np.zeros(len(det), dtype=bool)
     gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
     if len(det) == 0 or len(gt) == 0:
         return tp
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     ious = iou_plus1(det, gt)
     best = ious.argmax(axis=1)
-    best_iou = ious[np.arange(len(det)), best]
+    best_iou = ious.max(axis=1)
     taken = np.zeros(len(gt), dtype=bool)
-    for d in order:
+    for d in range(len(det)):
         if best_iou[d] >= iou_threshold and not taken[best[d]]:
             taken[best[d]] = True
             tp[d] = True
@@ -108,7 +132,7 @@ class EvalResult:
             "precision": self.precision,
             "recall": self.recall,
             "best_f1": f1,
-            "best_f1_score_threshold": None if np.isnan(thr) else thr,  # type: ignore[dict-item]
+            "best_f1_score_threshold": thr if np.isfinite(thr) else None,  # type: ignore[dict-item]
             "iou_threshold": self.iou_threshold,
             "gt_images": self.num_gt_images,
             "gt_boxes": self.num_gt_boxes,
@@ -126,26 +150,28 @@ def evaluate(
     pred_scores: Mapping[str, np.ndarray],
     iou_threshold: float = IOU_THRESHOLD,
 ) -> EvalResult:
-    """Score detections against ground truth, keyed by image name.
+    """Score detections against ground truth, keyed by image name, by the official rules.
 
-    An image listed in ``gt`` with zero boxes still counts as an image with ground
-    truth (its detections are all false positives); an image absent from ``gt`` does not.
+    Images are visited in the order of ``gt``; each image's detections are matched in
+    the order of ``pred_boxes[name]`` (pass them best first). An image listed in ``gt``
+    with zero boxes still counts as an image with ground truth (its detections are all
+    false positives); an image absent from ``gt`` does not.
     """
     num_gt = int(sum(len(np.reshape(b, (-1, 4))) for b in gt.values()))
+    num_pred = int(sum(len(np.reshape(b, (-1, 4))) for b in pred_boxes.values()))
     flags, scores = [], []
-    num_ignored = num_pred = 0
-    for name, boxes in pred_boxes.items():
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        s = np.asarray(pred_scores[name], dtype=np.float64).reshape(-1)
-        num_pred += len(boxes)
-        if name not in gt:
-            num_ignored += len(boxes)
+    for name, faces in gt.items():
+        if name not in pred_boxes:
             continue
-        flags.append(match_image(gt[name], boxes, s, iou_threshold))
+        boxes = np.asarray(pred_boxes[name], dtype=np.float64).reshape(-1, 4)
+        s = np.asarray(pred_scores[name], dtype=np.float64).reshape(-1)
+        if len(s) != len(boxes):
+            raise ValueError(f"{name}: {len(boxes)} boxes but {len(s)} scores")
+        flags.append(match_image(faces, boxes, iou_threshold=iou_threshold))
         scores.append(s)
     tp_flags = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
     all_scores = np.concatenate(scores) if scores else np.zeros(0)
-    order = np.argsort(-all_scores, kind="stable")
+    order = np.argsort(-all_scores)  # numpy's default kind, as the official scorer: ties as it orders them
     tp_flags, all_scores = tp_flags[order], all_scores[order]
     tp = np.cumsum(tp_flags)
     fp = np.cumsum(~tp_flags)
@@ -161,7 +187,7 @@ def evaluate(
         num_pred_images=len(pred_boxes),
         num_pred_boxes=num_pred,
         num_scored=len(tp_flags),
-        num_ignored=num_ignored,
+        num_ignored=num_pred - len(tp_flags),
         num_tp=int(tp[-1]) if len(tp) else 0,
         iou_threshold=iou_threshold,
         curve_recall=recall,

@@ -5,7 +5,7 @@ BNs do not normalize anything, activations grow stage after stage, and rounding 
 grows with them until an exact fold "fails". Real trained networks are well-conditioned.
 ``calibrate_batchnorm`` measures each BN's statistics on images (as training would) and
 then shrinks every BN's affine parameters, which keeps activations in a trained-like range
-(DESIGN.md section 7).
+(docs/design.md#well-conditioned-weights).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reading and writing checkpoints, strictly and without running code.
 
-Accepted forms (DESIGN.md section 4): a bare state_dict, or a dict holding it under
+Accepted forms (docs/design.md#public-contracts): a bare state_dict, or a dict holding it under
 ``"model"`` or ``"state_dict"`` with an optional ``"config"`` (a registry name or a stored
 config dict); keys may carry DDP's ``module.`` or ``torch.compile``'s ``_orig_mod.``
 prefix; ``.safetensors`` files keep the config in their metadata. ``torch.load`` always

@@ -115,6 +115,7 @@ class StagedFolder:
         dest = target or self.target
         fsync_tree(self.path)
         if dest.exists() and _exchange(self.path, dest):
+            self.committed = True  # from here on the new output is in place, whatever happens next
             _fsync_dir(dest.parent)
             shutil.rmtree(self.path, ignore_errors=True)  # the old contents, now here
         else:
@@ -122,9 +123,9 @@ class StagedFolder:
             if dest.exists():
                 os.rename(dest, old)
             os.rename(self.path, dest)
+            self.committed = True
             _fsync_dir(dest.parent)
             shutil.rmtree(old, ignore_errors=True)
-        self.committed = True
         return dest
 
 

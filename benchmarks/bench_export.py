@@ -33,12 +33,13 @@ from acfd_deploy.bench.timing import reference_workload  # noqa: E402
 from acfd_deploy.calibrate import smooth_random_images, well_conditioned  # noqa: E402
 from acfd_deploy.cost import count_flops  # noqa: E402
 from acfd_deploy.envinfo import environment  # noqa: E402
-from acfd_deploy.export.exporter import parity_batches  # noqa: E402
+from acfd_deploy.resources import calibration_dir  # noqa: E402
 from acfd_deploy.export.fp16 import convert_fp16  # noqa: E402
 from acfd_deploy.export.int8 import load_calibration, quantize_int8  # noqa: E402
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, simplify_if_equal  # noqa: E402
 from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner  # noqa: E402
 from acfd_deploy.runtime.torch_runner import TorchRunner  # noqa: E402
+from acfd_deploy.verify.inputs import parity_inputs  # noqa: E402
 
 
 def main() -> int:
@@ -46,7 +47,7 @@ def main() -> int:
     ap.add_argument("--config", default="acfd-vovnetv3-51")
     ap.add_argument("--imgsz", nargs=2, type=int, default=[640, 640])
     ap.add_argument("--repeats", type=int, default=7, help="timed rounds (median reported); at least 5")
-    ap.add_argument("--calib", type=Path, default=ROOT / "calib")
+    ap.add_argument("--calib", type=Path, default=None, help="calibration images (default: the bundled ones)")
     ap.add_argument("--calib-limit", type=int, default=8, help="calibration images used (latency does not depend on it)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export_cpu")
     args = ap.parse_args()
@@ -62,7 +63,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="acfd-bench-") as tmp:
         proto, note = simplify_if_equal(export_onnx(folded), [probe])
         paths = {"fp32": save_onnx(proto, Path(tmp) / "m.onnx"), "fp16": save_onnx(convert_fp16(proto), Path(tmp) / "m.fp16.onnx")}
-        q, report = quantize_int8(proto, load_calibration(args.calib, (h, w), args.calib_limit))
+        q, report = quantize_int8(proto, load_calibration(args.calib or calibration_dir(), (h, w), 125, args.calib_limit))
         paths["int8"] = save_onnx(q, Path(tmp) / "m.int8.onnx")
         print(f"exported in {time.perf_counter() - t0:.0f} s ({note}; int8: {report})", flush=True)
 
@@ -75,7 +76,7 @@ def main() -> int:
             "ONNX Runtime fp16": OnnxRuntimeRunner(paths["fp16"]),
             "ONNX Runtime int8": OnnxRuntimeRunner(paths["int8"]),
         }
-        x = parity_batches((h, w), 1, 1, seed=0)[0]
+        x = parity_inputs((h, w), 1, 1, seed=0)[0]
         for runner in runners.values():  # warm-up (allocations, kernel selection)
             runner.infer(x)
         times: dict[str, list[float]] = {name: [] for name in runners}

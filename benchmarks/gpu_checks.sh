@@ -2,7 +2,7 @@
 # Every GPU check and benchmark in one run, for a session that is lent a GPU machine:
 #   bash benchmarks/gpu_checks.sh OUT_DIR [--quick]
 # 1. the GPU tests (parity on CUDA in fp32 and fp16, CUDA graphs) - pytest -m gpu
-# 2. the paper network (calibrated random weights, DESIGN.md section 7) at 640x640:
+# 2. the paper network (calibrated random weights, docs/design.md#well-conditioned-weights) at 640x640:
 #    PyTorch training graph fp32 vs folded fp32 / fp16 / fp16 + CUDA graphs, batch 1..32
 # 3. the multi-scale test of a 1920x1080 image (3 scales + NMS) against the 50 ms budget
 # Results: OUT_DIR/*.json, *.png, *.txt. --quick: acfd-tiny and small sizes (a CPU dry run).

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Reproduce the bundled demo model, models/acfd-tiny-demo.pth, from nothing:
+# Reproduce the bundled demo model, acfd_deploy/assets/acfd-tiny-demo.pth, from nothing:
 #   1. acfd-train makes 2,000 synthetic training and 200 validation images (seed 0) and
 #      trains acfd-tiny on them (CPU; about 45 minutes on 2 idle cores);
 #   2. the best epoch (validation AP50) is saved as weights + config only, with its recipe;
 #   3. AP50 is measured on 200 held-out synthetic images (seed 4242, never trained on).
-# Usage: scripts/train_demo.sh [RUN_DIR] [WEIGHTS_OUT]   (defaults: runs/demo, models/acfd-tiny-demo.pth)
+# Usage: scripts/train_demo.sh [RUN_DIR] [WEIGHTS_OUT]   (defaults: runs/demo, acfd_deploy/assets/acfd-tiny-demo.pth)
 # QUICK=1 runs every step on a handful of tiny images in seconds (the test suite does, so
 # this script cannot rot); BIN overrides the folder of the commands (default .venv/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 RUN=${1:-runs/demo}
-WEIGHTS=${2:-models/acfd-tiny-demo.pth}
+WEIGHTS=${2:-acfd_deploy/assets/acfd-tiny-demo.pth}
 RECIPE=(--synthetic 2000 --synth-size 320 320 --config acfd-tiny --imgsz 256 --epochs 16 --milestones 11 14
         --batch 8 --lr 0.02 --warmup-iters 200 --workers 1 --seed 0)
 HELDOUT=(--num 200 --seed 4242 --size 320 320)

@@ -23,9 +23,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device (none found)")
     skip_trt = pytest.mark.skip(reason="needs TensorRT and a CUDA device (pip install 'acfd-deploy[tensorrt]' on a GPU machine)")
     for item in items:
-        if "tensorrt" in item.keywords and not _has_tensorrt():
+        # markers, not keywords: a test parametrized with the value "gpu" needs no GPU
+        if item.get_closest_marker("tensorrt") is not None and not _has_tensorrt():
             item.add_marker(skip_trt)
-        elif "gpu" in item.keywords and not _has_cuda():
+        elif item.get_closest_marker("gpu") is not None and not _has_cuda():
             item.add_marker(skip_gpu)
 
 

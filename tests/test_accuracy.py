@@ -1,5 +1,5 @@
-"""INT8 judged by AP50 (acfd_deploy.export.accuracy): the verdict as a pure function, the
-validation sets, and AP through the pipeline on the bundled demo model."""
+"""INT8 judged by AP50 (acfd_deploy.verify.accuracy): the validation sets, the face-count
+floor, and AP through the pipeline on the bundled demo model, judged by the rule chain."""
 
 from __future__ import annotations
 
@@ -9,28 +9,28 @@ import numpy as np
 import pytest
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.export import accuracy
-from acfd_deploy.export.accuracy import accuracy_verdict, detection_ap, read_validation_set, synthetic_validation_set
+from acfd_deploy.resources import demo_weights
+from acfd_deploy.verify.accuracy import (
+    MIN_VAL_FACES,
+    ValidationSet,
+    check_enough_faces,
+    detection_ap,
+    read_validation_set,
+    synthetic_validation_set,
+)
+from acfd_deploy.verify.compare import DetectionMatch, TensorDiff
+from acfd_deploy.verify.rules import Evidence, Status, judge
 
-DEMO = Path(__file__).resolve().parents[1] / "models" / "acfd-tiny-demo.pth"
+DEMO = demo_weights()
 
 
-def test_verdict_ap_rule_at_its_boundary() -> None:
-    ok = accuracy_verdict(0.80, 0.79, match_rate=0.5, min_match_rate=0.95)
-    assert ok["rule"] == "ap" and ok["passed"] and ok["ap_drop"] == pytest.approx(0.01)
-    bad = accuracy_verdict(0.80, 0.785, match_rate=1.0, min_match_rate=0.95)
-    assert bad["rule"] == "ap" and not bad["passed"]  # a perfect match rate does not rescue a lost AP
-    assert accuracy_verdict(0.5, 0.7, 0.0, 0.95)["passed"]  # a gain is no failure
+def test_too_few_faces_are_refused_with_the_remedy() -> None:
+    def faces(n: int) -> ValidationSet:
+        return ValidationSet([f"i{i}" for i in range(n)], [np.zeros((8, 8, 3), np.uint8)] * n, [np.zeros((1, 4))] * n, "a set")
 
-
-def test_verdict_falls_back_to_match_rate_when_ap_cannot_judge() -> None:
-    low = accuracy_verdict(accuracy.MIN_REFERENCE_AP - 0.01, 0.0, match_rate=0.96, min_match_rate=0.95)
-    assert low["rule"] == "match" and low["passed"] and "do not detect enough" in low["why"]
-    assert not accuracy_verdict(0.0, 0.0, match_rate=0.9, min_match_rate=0.95)["passed"]
-    skipped = accuracy_verdict(0.02, None, match_rate=0.99, min_match_rate=0.95)  # not measured: cannot decide
-    assert skipped["passed"] and skipped["ap"] is None and skipped["ap_drop"] is None
-    with pytest.raises(ValueError, match="needs the candidate"):
-        accuracy_verdict(0.8, None, match_rate=1.0, min_match_rate=0.95)
+    check_enough_faces(faces(MIN_VAL_FACES), "add more")  # exactly enough
+    with pytest.raises(AcfdError, match=f"at least {MIN_VAL_FACES} faces and a set has {MIN_VAL_FACES - 1} .*; add more"):
+        check_enough_faces(faces(MIN_VAL_FACES - 1), "add more")
 
 
 def test_synthetic_validation_set_is_deterministic_and_labelled() -> None:
@@ -101,4 +101,7 @@ def test_demo_model_ap_and_a_broken_candidate_fails_the_rule() -> None:
     assert ap >= 0.5, ap  # the demo model detects the held-out synthetic faces
     broken = detection_ap(ShiftedBoxes(runner), val, (320, 320))
     assert broken < ap - 0.2
-    assert not accuracy_verdict(ap, broken, match_rate=1.0, min_match_rate=0.95)["passed"]
+    # the scores are untouched, so every detection "matches" by score; boxes do not, and AP decides
+    perfect = DetectionMatch(reference=500, matched=500, candidate=500, mean_iou=1.0, max_score_diff=0.0)
+    verdict = judge(Evidence(TensorDiff(0.0, 0.0, 1000), perfect, reference_ap=ap, ap=broken), "int8")
+    assert verdict.rule == "ap" and verdict.status is Status.FAIL and verdict.passed is False

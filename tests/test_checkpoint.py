@@ -1,4 +1,4 @@
-"""Checkpoint forms, strict loading, and files that must be refused (DESIGN.md section 4)."""
+"""Checkpoint forms, strict loading, and files that must be refused (docs/design.md#public-contracts)."""
 
 from __future__ import annotations
 

@@ -19,13 +19,12 @@ from PIL import Image
 
 import acfd_deploy
 from acfd_deploy.cli import detect, evaluate, synth
-from acfd_deploy.errors import AcfdError
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth")
-    assert synth.main(["--out", str(out), "--num", "3", "--seed", "2", "--size", "160", "200", "--no-progress"]) == 0
+    assert synth.main(["--out", str(out), "--num", "3", "--seed", "2", "--imgsz", "160", "200", "--no-progress"]) == 0
     return out
 
 
@@ -53,7 +52,9 @@ def test_synth_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as info:
         synth.main(["--out", str(tmp_path), "--num", "0"])
     assert info.value.code == 2
-    assert synth.main(["--out", str(tmp_path), "--num", "1", "--size", "10", "10"]) == 2
+    assert synth.main(["--out", str(tmp_path), "--num", "1", "--imgsz", "10", "10"]) == 2
+    assert "at least 32" in capsys.readouterr().err
+    assert synth.main(["--out", str(tmp_path), "--num", "1", "--size", "10", "10"]) == 2  # the old name still works
     assert "at least 32" in capsys.readouterr().err
 
 
@@ -122,14 +123,14 @@ def test_detect_nothing_readable(weights: Path, tmp_path: Path, capsys: pytest.C
     assert "could be read" in capsys.readouterr().err
 
 
-def test_loader_reports_missing_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from acfd_deploy.runtime import loader
-
-    model = tmp_path / "m.plan"
-    model.write_bytes(b"x")
-    monkeypatch.setitem(loader.BACKENDS, ".plan", ("acfd_deploy.runtime.no_such_backend", ("Nope",)))
-    with pytest.raises(AcfdError, match="not available"):
-        loader.load_runner(model)
+def test_detect_with_an_engine_on_the_cpu_is_bad_input(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """.engine is a TensorRT plan for every command, and a plan runs on a GPU only."""
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"x")
+    rc = detect.main([str(dataset / "images"), "--model", str(engine), "--device", "cpu", "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "the tensorrt backend runs on cuda only" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_eval_ground_truth_as_predictions_scores_one(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,30 +250,33 @@ def test_gt_fed_back_through_python_api_is_one(dataset: Path) -> None:
     assert result.ap == pytest.approx(1.0) and result.num_tp == gt.num_boxes
 
 
-def test_loader_picks_backend_and_turns_load_failures_into_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
+def test_an_artifact_its_backend_cannot_load_is_bad_input(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("onnxruntime")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage, not protobuf")
+    rc = detect.main([str(dataset / "images"), "--model", str(bad), "--device", "cpu", "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "ONNX Runtime cannot load" in err and "bad.onnx" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
 
-    from acfd_deploy.runtime import loader
 
-    fake = types.ModuleType("fake_backend")
-
-    class FakeRunner:
-        name, precision = "fake", "fp32"
-
-        def __init__(self, path: Path) -> None:  # no device argument, like ONNX Runtime
-            if Path(path).read_bytes() != b"ok":
-                raise RuntimeError("protobuf parsing failed")
-            self.path = path
-
-    fake.FakeRunner = FakeRunner  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "fake_backend", fake)
-    monkeypatch.setitem(loader.BACKENDS, ".onnx", ("fake_backend", ("Missing", "FakeRunner")))
-    good, bad = tmp_path / "good.onnx", tmp_path / "bad.onnx"
-    good.write_bytes(b"ok")
-    bad.write_bytes(b"garbage")
-    assert isinstance(loader.load_runner(good), FakeRunner)
-    with pytest.raises(AcfdError, match="cannot load .*bad.onnx with FakeRunner: protobuf parsing failed"):
-        loader.load_runner(bad)
+def test_detect_replaces_its_output_folder_as_a_whole(dataset: Path, weights: Path, tmp_path: Path) -> None:
+    """A rerun replaces the previous output (no stale annotated image of an input that is
+    gone); a folder that is not a detect output is refused."""
+    images = sorted((dataset / "images").iterdir())
+    out = tmp_path / "out"
+    common = ["--model", str(weights), "--imgsz", "160", "200", "--out", str(out), "--no-progress"]
+    assert detect.main([str(images[0]), str(images[1]), *common]) == 0
+    assert len(list((out / "annotated").iterdir())) == 2
+    assert detect.main([str(images[2]), *common]) == 0
+    assert [p.name for p in (out / "annotated").iterdir()] == [images[2].name]
+    assert [r["image"] for r in json.loads((out / "detections.json").read_text())["images"]] == [images[2].name]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")] == []
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    assert detect.main([str(images[0]), *common[:-3], "--out", str(mine), "--no-progress"]) == 2
+    assert [p.name for p in mine.iterdir()] == ["keep.txt"]
 
 
 def test_eval_negative_coordinates_warned_without_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

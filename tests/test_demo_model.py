@@ -1,5 +1,5 @@
-"""The bundled demo model (models/acfd-tiny-demo.pth): what the README's main command
-exports. Trained weights are where parity gates set on random weights could lie, so the
+"""The bundled demo model (acfd_deploy/assets/acfd-tiny-demo.pth, package data): what the
+README's main command exports. Trained weights are where parity gates set on random weights could lie, so the
 whole export runs on it here, with every gate, at a non-square size and batch 2."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import acfd_deploy
-from acfd_deploy import parity
 from acfd_deploy.cli.export import main as export_main
-from acfd_deploy.export.accuracy import MAX_AP_DROP
+from acfd_deploy.resources import calibration_dir, demo_card, demo_weights
+from acfd_deploy.verify.rules import FP16_MIN_MATCH, FP32_TOL, MAX_AP_DROP
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "models" / "acfd-tiny-demo.pth"
+DEMO = demo_weights()
 
 
 def test_demo_checkpoint_is_plain_weights_with_its_recipe() -> None:
@@ -28,7 +28,7 @@ def test_demo_checkpoint_is_plain_weights_with_its_recipe() -> None:
     prov = payload["provenance"]
     assert prov["recipe"].startswith("acfd-train --synthetic") and "not iCartoonFace" in prov["data"]
     assert 0.5 <= prov["val_ap50"] <= 1.0
-    card = (ROOT / "models" / "acfd-tiny-demo.md").read_text()
+    card = demo_card().read_text()
     assert prov["recipe"] in card  # the card states the exact recipe the weights came from
 
 
@@ -63,8 +63,6 @@ def demo_export(tmp_path_factory: pytest.TempPathFactory) -> dict:
             [
                 "--fp16",
                 "--int8",
-                "--calib",
-                str(ROOT / "calib"),
                 "--imgsz",
                 "296",
                 "360",
@@ -75,7 +73,7 @@ def demo_export(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "--out",
                 str(out),
             ]
-        )  # fmt: skip  (no --weights: the bundled model is the default)
+        )  # fmt: skip  (no --model and no --calib: the bundled model and calibration images are the defaults)
     return {"rc": rc, "out": out, "stdout": buf.getvalue(), "manifest": json.loads((out / "export.json").read_text())}
 
 
@@ -84,13 +82,18 @@ def test_export_defaults_to_the_demo_model_and_passes_every_gate(demo_export: di
     manifest = demo_export["manifest"]
     assert Path(manifest["weights"]["source"]).resolve() == DEMO.resolve()
     assert "synthetic cartoon faces" in manifest["weights"]["note"]
-    by_name = {a["name"]: a["parity"] for a in manifest["artifacts"]}
+    assert manifest["options"]["calib"] == "the bundled calibration images"
+    assert manifest["status"] == "passed" and manifest["passed"] is True and manifest["unverified"] == []
+    by_name = {a["name"]: a["verdict"] for a in manifest["artifacts"]}
     for name in ("PyTorch folded", "ONNX fp32"):  # trained weights, tensor level
-        assert by_name[name]["score_abs"] <= parity.SCORE_ATOL and by_name[name]["box_rel"] <= parity.BOX_RTOL
-    assert by_name["ONNX fp16"]["match"]["rate"] >= parity.FP16_MIN_MATCH
+        v = by_name[name]
+        assert v["rule"] == "tensor" and v["passed"] is True and v["anchors"] > 0
+        assert v["score_abs"] <= FP32_TOL and v["box_rel"] <= FP32_TOL
+    fp16 = by_name["ONNX fp16"]
+    assert fp16["rule"] == "detection" and fp16["match"]["reference"] >= 100 and fp16["match"]["rate"] >= FP16_MIN_MATCH
     int8 = by_name["ONNX int8"]
     assert int8["rule"] == "ap" and int8["reference_ap"] >= 0.5  # AP judges int8 on a model that detects
-    assert int8["ap_drop"] <= MAX_AP_DROP and int8["passed"]
+    assert int8["ap_drop"] <= MAX_AP_DROP and int8["passed"] is True
     assert "judged by AP50" in demo_export["stdout"]
 
 
@@ -112,10 +115,16 @@ def test_detect_defaults_to_the_demo_model(tmp_path: Path, capsys: pytest.Captur
 
 def test_train_demo_script_runs_every_step(tmp_path: Path) -> None:
     """scripts/train_demo.sh, the demo model's recipe, in its QUICK mode: train, package
-    the best epoch with its provenance, score a held-out set."""
+    the best epoch with its provenance, score a held-out set. By default it writes the
+    weights where the package ships them."""
     import os
+    import re
     import subprocess
     import sys
+
+    script = (ROOT / "scripts" / "train_demo.sh").read_text()
+    default = re.search(r"^WEIGHTS=\$\{2:-([^}]+)\}$", script, re.MULTILINE)
+    assert default is not None and (ROOT / default.group(1)).resolve() == DEMO.resolve(), default
 
     env = {**os.environ, "QUICK": "1", "BIN": str(Path(sys.executable).parent)}
     weights = tmp_path / "demo.pth"
@@ -139,11 +148,12 @@ def test_bench_parity_judges_the_demo_int8_by_ap(demo_export: dict, tmp_path: Pa
 
     out_json = tmp_path / "bench.json"
     args = ["--model", str(demo_export["out"] / "acfd-tiny-demo.int8.onnx"), "--weights", str(DEMO), "--parity"]
-    fast = ["--batch", "1", "--repeats", "1", "--min-time", "0", "--warmup", "1", "--imgsz", "256", "288"]
+    fast = ["--batch", "1", "--repeats", "1", "--min-time", "0", "--warmup", "1", "--imgsz", "256", "288", "--no-progress"]
     with contextlib.redirect_stdout(io.StringIO()):
         assert bench_main([*args, *fast, "--json", str(out_json)]) == 0
     (row,) = json.loads(out_json.read_text())["results"]
     assert row["parity"]["rule"] == "ap" and row["parity"]["reference_ap"] >= 0.5 and row["parity_ok"] is True
+    assert row["parity"]["ap_drop"] <= MAX_AP_DROP
 
 
 def test_export_judges_int8_on_the_users_labelled_set(tmp_path: Path) -> None:
@@ -157,13 +167,14 @@ def test_export_judges_int8_on_the_users_labelled_set(tmp_path: Path) -> None:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = export_main(
-            ["--weights", str(DEMO), "--int8", "--calib", str(ROOT / "calib"), "--imgsz", "256", "320",
+            ["--model", str(DEMO), "--int8", "--calib", str(calibration_dir()), "--imgsz", "256", "320",
              "--val-data", str(csv_path), "--val-images", str(tmp_path / "val" / "images"), "--engine", "onnx", "--out", str(out)]
         )  # fmt: skip
     text = buf.getvalue()
     assert rc == 0, text
     assert "1 image(s) missing or unreadable" in text
     manifest = json.loads((out / "export.json").read_text())
-    int8 = next(a["parity"] for a in manifest["artifacts"] if a["name"] == "ONNX int8")
-    assert int8["rule"] == "ap" and int8["passed"] and int8["reference_ap"] >= 0.5
+    int8 = next(a["verdict"] for a in manifest["artifacts"] if a["name"] == "ONNX int8")
+    assert int8["rule"] == "ap" and int8["passed"] is True and int8["reference_ap"] >= 0.5
+    assert int8["validation"] == f"120 images of {csv_path}"
     assert manifest["notes"]["int8_validation"]["source"] == f"120 images of {csv_path}"

@@ -1,5 +1,5 @@
 """acfd-export on bad input (exit 2, one line, nothing written), an interrupted export
-(no complete-looking file left), and a parity failure (exit 1)."""
+(the previous output untouched, nothing left beside it), and a parity failure (exit 1)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def _exit_code(args: list[str]) -> int:
 
 def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+def _beside(out: Path) -> list[str]:
+    """What a run left next to --out: staging folders, old copies, its lock file."""
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +68,8 @@ def _bad_cases(tmp: Path, weights: Path, calib: Path) -> dict[str, tuple[list[st
         "out is a file": ([*w, "--out", str(a_file)], "not a folder"),
         "int8 without images": ([*w, "--int8", "--calib", str(empty_calib)], "calibration images"),
         "int8 calib missing": ([*w, "--int8", "--calib", str(tmp / "no_such_dir")], "not a folder"),
-        "int8 unreadable image": ([*w, "--int8", "--calib", str(bad_calib)], "cannot be read"),
-        "unknown engine": ([*w, "--engine", "openvino"], "unknown --engine"),
+        "int8 unreadable image": ([*w, "--int8", "--calib", str(bad_calib)], r"calibration image .*broken\.png: not an image file"),
+        "unknown engine": ([*w, "--engine", "openvino"], "--engine: invalid choice: 'openvino'"),
         "size below minimum": ([*w, "--imgsz", "100", "300"], "minimum side 125"),
         "zero batch": ([*w, "--batch", "0"], "positive integer"),
         "bad workspace": ([*w, "--workspace", "-1"], "positive size"),
@@ -72,7 +77,7 @@ def _bad_cases(tmp: Path, weights: Path, calib: Path) -> dict[str, tuple[list[st
         "val without int8": ([*w, "--val-data", str(val_csv), "--val-images", str(tmp)], "judge the --int8"),
         "val images missing": ([*i8, "--val-data", str(val_csv), "--val-images", str(tmp)], "none of its images"),
         "val folder missing": ([*i8, "--val-data", str(val_csv), "--val-images", str(tmp / "nope")], "not a directory"),
-        "zero val count": ([*i8, "--val-count", "0"], "at least 1"),
+        "zero val count": ([*i8, "--val-count", "0"], "--val-count: expected a positive integer, got 0"),
         "val set too small": ([*i8, "--val-count", "5"], "needs at least 500 faces .* raise --val-count"),
     }
 
@@ -115,7 +120,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert re.search(expect, err), err
     assert "Traceback" not in err
     leftovers = [n for n in _files(out) if n.endswith((".onnx", ".plan", ".pt", ".json", ".partial"))]
-    assert leftovers == []
+    assert leftovers == [] and _beside(out) == []
 
 
 def test_engine_tensorrt_without_tensorrt_is_bad_input(tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,8 +139,8 @@ def test_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--weights", "--config", "--fp16", "--int8", "--calib", "--imgsz", "--batch", "--opset", "--no-simplify",
-                 "--engine", "--workspace", "--out", "--debug", "--random-init"):  # fmt: skip
+    for flag in ("--model", "--weights", "--config", "--fp16", "--int8", "--calib", "--imgsz", "--batch", "--opset", "--no-simplify",
+                 "--engine", "--workspace", "--out", "--debug", "--random-init", "--strict", "--device", "--version"):  # fmt: skip
         assert flag in text, flag
 
 
@@ -144,7 +149,8 @@ def test_interrupted_export_leaves_no_complete_looking_file(
     where: str, tmp_path: Path, tiny_weights: Path, calib: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C in the middle: after the fp32 and fp16 ONNX were written (int8), or in the
-    middle of writing a file (onnx_write). Nothing that looks like an artifact remains."""
+    middle of writing a file (onnx_write). The earlier output is exactly as it was and no
+    half-made export is left beside it."""
     import onnx
 
     import acfd_deploy.export.int8 as int8_mod
@@ -168,25 +174,32 @@ def test_interrupted_export_leaves_no_complete_looking_file(
         monkeypatch.setattr(onnx, "save", save_then_die)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "export.json").write_text("{}")  # an earlier run's manifest must not survive to describe removed files
+    (out / "export.json").write_text("{}")  # an earlier run's output
+    (out / "tiny.onnx").write_bytes(b"the earlier model")
     args = ["--weights", str(tiny_weights), "--fp16", "--int8", "--calib", str(calib), "--imgsz", "160", "192", "--out", str(out)]
     assert main(args) == 130
-    assert _files(out) == [], _files(out)
+    assert _files(out) == ["export.json", "tiny.onnx"], _files(out)
+    assert (out / "export.json").read_text() == "{}" and (out / "tiny.onnx").read_bytes() == b"the earlier model"
+    assert _beside(out) == []
 
 
 def test_parity_failure_exits_1_and_keeps_the_evidence(
     tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from acfd_deploy import parity
+    from acfd_deploy.manifest import check_folder
+    from acfd_deploy.verify import rules
 
-    monkeypatch.setattr(parity, "SCORE_ATOL", 0.0)  # nothing but bit-exact passes now
+    monkeypatch.setattr(rules, "FP32_TOL", 0.0)  # nothing but bit-exact passes now
     out = tmp_path / "out"
     assert main(["--weights", str(tiny_weights), "--imgsz", "160", "192", "--engine", "onnx", "--out", str(out)]) == 1
     captured = capsys.readouterr()
-    assert "FAIL" in captured.out and "parity FAILED" in captured.err
+    assert "FAIL" in captured.out and "FAILED: PyTorch folded, ONNX fp32" in captured.err
     assert "TensorRT: skipped (--engine onnx)" in captured.out
     import json
 
+    # no earlier verified export here: the failed one is kept in --out for inspection
     manifest = json.loads((out / "export.json").read_text())
-    assert manifest["passed"] is False
-    assert (out / "tiny.onnx").is_file()
+    assert manifest["passed"] is False and manifest["status"] == "failed"
+    assert all(a["passed"] is False and a["verdict"]["required"]["score_abs"] == 0.0 for a in manifest["artifacts"])
+    assert (out / "tiny.onnx").is_file() and check_folder(out) == []
+    assert not (tmp_path / "out.failed").exists() and _beside(out) == []

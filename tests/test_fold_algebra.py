@@ -1,4 +1,4 @@
-"""The fold's algebra, in float64, block by block (DESIGN.md section 8: <= 1e-10)."""
+"""The fold's algebra, in float64, block by block (docs/design.md#well-conditioned-weights: <= 1e-10)."""
 
 from __future__ import annotations
 

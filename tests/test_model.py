@@ -1,4 +1,4 @@
-"""The training graph: shapes, anchors, outputs, input checks (DESIGN.md sections 2-4)."""
+"""The training graph: shapes, anchors, outputs, input checks (docs/design.md#what-the-paper-fixes, #public-contracts)."""
 
 from __future__ import annotations
 

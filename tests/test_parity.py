@@ -1,11 +1,13 @@
-"""The parity comparisons (acfd_deploy.parity) as pure functions on made-up outputs."""
+"""The comparisons behind every verdict (acfd_deploy.verify.compare) as pure functions on
+made-up outputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from acfd_deploy import parity
+from acfd_deploy.verify import compare as parity
+from acfd_deploy.verify.rules import FP32_TOL
 
 
 def _outputs(b: int = 2, n: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -19,14 +21,16 @@ def _outputs(b: int = 2, n: int = 50, seed: int = 0) -> tuple[np.ndarray, np.nda
 
 def test_tensor_diff_identical_and_perturbed() -> None:
     ref = _outputs()
-    assert parity.tensor_diff(ref, ref) == parity.TensorDiff(0.0, 0.0)
+    assert parity.tensor_diff(ref, ref) == parity.TensorDiff(0.0, 0.0, anchors=2 * 50)
     boxes, scores = ref[0].copy(), ref[1].copy()
     scores[1, 7] += 3e-4
     boxes[0, 3, 3] = boxes[0, 3, 3] + 2e-4 * np.abs(boxes[0, 3]).max()
     diff = parity.tensor_diff(ref, (boxes, scores))
     assert diff.score_abs == pytest.approx(3e-4, rel=1e-2)
     assert diff.box_rel == pytest.approx(2e-4, rel=1e-2)
-    assert not diff.ok()
+    assert diff.anchors == 100
+    assert not diff.ok(FP32_TOL, FP32_TOL)
+    assert not diff.ok(1e-3, FP32_TOL)  # the box error alone fails it
     assert diff.ok(1e-3, 1e-3)
 
 
@@ -37,7 +41,7 @@ def test_tensor_diff_box_error_is_relative_to_the_box_not_the_coordinate() -> No
     assert parity.tensor_diff(ref, cand).box_rel == pytest.approx(3e-4 / 230.0, rel=1e-2)
     far = (ref[0] + np.array([0, 0, 0, 0.1], np.float32), ref[1])  # 0.1 px on a 230 px box
     assert parity.tensor_diff(ref, far).box_rel == pytest.approx(0.1 / 230.0, rel=1e-2)
-    assert not parity.tensor_diff(ref, far).ok()
+    assert not parity.tensor_diff(ref, far).ok(FP32_TOL, FP32_TOL)
 
 
 def test_tensor_diff_box_error_is_absolute_near_zero() -> None:
@@ -52,7 +56,7 @@ def test_nan_never_passes() -> None:
     scores = ref[1].copy()
     scores[0, 0] = np.nan
     diff = parity.tensor_diff(ref, (ref[0], scores))
-    assert not diff.ok(1.0, 1.0)
+    assert not diff.ok(1.0, 1.0) and diff.anchors == scores.size
     match = parity.detection_match(ref, (ref[0], scores), score_threshold=0.0)
     assert match.matched == match.reference - 1
 
@@ -79,11 +83,13 @@ def test_detection_match_counts_each_failure_kind() -> None:
     assert 0.6 < match.mean_iou < 1.0
 
 
-def test_detection_match_without_reference_detections() -> None:
+def test_detection_match_without_reference_detections_has_no_rate() -> None:
     boxes, scores = _outputs()
     scores[:] = 0.1
     match = parity.detection_match((boxes, scores), (boxes, scores))
-    assert match.reference == 0 and match.rate == 1.0
+    assert match.reference == 0 and match.rate is None  # a rate of nothing is not 100%
+    assert match.to_dict()["rate"] is None
+    assert parity.merge_matches([match, match]).rate is None
 
 
 def test_paired_iou_degenerate_boxes() -> None:
@@ -98,11 +104,7 @@ def test_merge_pools_counts() -> None:
     merged = parity.merge_matches([m1, m2])
     assert (merged.reference, merged.matched) == (40, 39)
     assert merged.mean_iou == pytest.approx((9.5 + 29.7) / 40)
-    assert merged.max_score_diff == 0.015
-    assert parity.merge_diffs([parity.TensorDiff(1e-5, 3e-5), parity.TensorDiff(2e-5, 1e-6)]) == parity.TensorDiff(2e-5, 3e-5)
-
-
-def test_pass_marks() -> None:
-    assert parity.min_match_rate("fp16") == 0.99
-    assert parity.min_match_rate("int8") == parity.INT8_MIN_MATCH
-    assert parity.SCORE_ATOL == 1e-4 and parity.BOX_RTOL == 1e-4
+    assert merged.max_score_diff == 0.015 and merged.rate == 39 / 40
+    merged_diff = parity.merge_diffs([parity.TensorDiff(1e-5, 3e-5, 10), parity.TensorDiff(2e-5, 1e-6, 7)])
+    assert merged_diff == parity.TensorDiff(2e-5, 3e-5, 17)  # the anchors compared add up
+    assert parity.merge_diffs([]).anchors == 0

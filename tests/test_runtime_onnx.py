@@ -1,4 +1,5 @@
-"""The ONNX Runtime runner: the Runner interface, precision detection, clear errors."""
+"""The ONNX Runtime runner: the Runner interface, precision detection, the device
+vocabulary, clear errors."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 import torch
 
 import acfd_deploy
-from acfd_deploy import parity
 from acfd_deploy.calibrate import smooth_random_images
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner, default_providers, precision_of
 from acfd_deploy.runtime.torch_runner import TorchRunner
+from acfd_deploy.verify.compare import tensor_diff
+from acfd_deploy.verify.rules import FP32_TOL
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +28,13 @@ def onnx_file(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFact
 
 
 def test_runner_interface_and_parity(onnx_file: Path, tiny_model: torch.nn.Module) -> None:
-    runner = OnnxRuntimeRunner(onnx_file)
+    runner = OnnxRuntimeRunner(onnx_file, device="cpu")
     assert isinstance(runner, Runner)
     assert runner.precision == "fp32" and runner.name == "onnxruntime-cpu"
     x = smooth_random_images(2, 211, 299, seed=4).numpy()
     boxes, scores = runner.infer(x)
     assert boxes.dtype == np.float32 and scores.dtype == np.float32
-    assert parity.tensor_diff(TorchRunner(tiny_model).infer(x), (boxes, scores)).ok()
+    assert tensor_diff(TorchRunner(tiny_model).infer(x), (boxes, scores)).ok(FP32_TOL, FP32_TOL)
     # a float64 or non-contiguous input is converted, not refused
     boxes2, _ = runner.infer(np.asfortranarray(x.astype(np.float64)))
     np.testing.assert_allclose(boxes2, boxes, rtol=1e-6, atol=1e-4)
@@ -71,3 +73,37 @@ def test_default_providers_prefer_cuda() -> None:
         "CUDAExecutionProvider",
         "CPUExecutionProvider",
     ]
+
+
+def test_device_cpu_is_the_cpu_provider_alone(onnx_file: Path) -> None:
+    from acfd_deploy.runtime.onnx_runner import providers_for
+
+    runner = OnnxRuntimeRunner(onnx_file, device="cpu")
+    assert runner.session.get_providers() == ["CPUExecutionProvider"] and runner.name == "onnxruntime-cpu"
+    # even where onnxruntime-gpu offers CUDA, cpu means the CPU provider only; cuda:N picks GPU N
+    gpu_build = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers_for("cpu", gpu_build) == ["CPUExecutionProvider"]
+    assert providers_for("auto", gpu_build) == gpu_build
+    assert providers_for("cuda:1", gpu_build) == [("CUDAExecutionProvider", {"device_id": "1"}), "CPUExecutionProvider"]
+    with pytest.raises(AcfdError, match=r"no CUDAExecutionProvider .*acfd-deploy\[gpu\]"):
+        providers_for("cuda", ["CPUExecutionProvider"])
+
+
+def test_an_onnx_file_that_is_not_a_detector_is_refused(tmp_path: Path) -> None:
+    """A valid ONNX model without the boxes and scores outputs (someone else's model, or a
+    graph cut short) is bad input when loaded, not an error on the first inference."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["images"], ["features"])],
+        "not-acfd",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["b", 3, "h", "w"])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["b", 3, "h", "w"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "relu.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(AcfdError, match="not an ACFD model: .*outputs boxes and scores, found .*'features'"):
+        OnnxRuntimeRunner(path, device="cpu")

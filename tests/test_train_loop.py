@@ -123,6 +123,25 @@ def test_batch_larger_than_data_and_missing_images(synth: tuple[Path, Path], tmp
     assert "no usable row" in capsys.readouterr().err
 
 
+def test_an_out_holding_a_run_needs_resume_or_overwrite(
+    synth: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second run into the same --out would mix two runs in one log.csv: refused, untouched."""
+    from acfd_deploy.train.trainer import check_out
+
+    csv_path, images = synth
+    (tmp_path / "log.csv").write_text("epoch,loss\n1,0.5\n")
+    args = ["--data", str(csv_path), "--images", str(images), "--out", str(tmp_path), "--epochs", "1", "--no-progress"]
+    assert train_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a training run (log.csv)" in err[0], err
+    assert f"--resume {tmp_path / 'last.pth'}" in err[0] and "--overwrite" in err[0]
+    assert (tmp_path / "log.csv").read_text() == "epoch,loss\n1,0.5\n" and sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
+    check_out(tmp_path, resume=None, overwrite=True)  # either flag lets the run in
+    check_out(tmp_path, resume=str(tmp_path / "last.pth"), overwrite=False)
+    check_out(tmp_path / "fresh", resume=None, overwrite=False)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,6 +1,6 @@
 """What every command shares: one flag vocabulary, exit codes, one-line errors, signals.
 
-Exit codes (docs/design.md, "Public contracts"): 0 success, 1 a check failed (parity,
+Exit codes (docs/design.md#public-contracts): 0 success, 1 a check failed (parity,
 budget, regression) or an internal error (a bug: one line, the traceback with
 ``--debug``), 2 bad usage or bad input (one line on stderr), 130 after Ctrl-C and 143
 after SIGTERM, each once the command has cleaned up what it was writing.
@@ -90,14 +90,14 @@ class _ImageSize(argparse.Action):
         setattr(namespace, self.dest, (values[0], values[-1]))
 
 
-def add_imgsz(parser: argparse.ArgumentParser | Any, default: tuple[int, int], help: str) -> None:
+def add_imgsz(parser: argparse.ArgumentParser | Any, default: tuple[int, int], help: str, *flags: str) -> None:
+    """``--imgsz H W``, or one number for a square (other flag names for other sizes)."""
     parser.add_argument(
-        "--imgsz",
+        *(flags or ("--imgsz",)),
         nargs="+",
         type=positive_int,
         action=_ImageSize,
         default=tuple(default),
-        metavar=("H", "W"),
         help=f"{help}; H W or one number",
     )
 

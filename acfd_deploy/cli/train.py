@@ -21,51 +21,43 @@ PROG = "acfd-train"
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = make_parser(prog, "Train ACFD with DAM and the MBC loss (the paper's Sec. 3.4, 3.5, 4.1).")
-    p.add_argument("--data", help="training CSV in iCartoonFace format (image,x1,y1,x2,y2)")
-    p.add_argument("--images", help="folder holding the training images")
-    p.add_argument("--val-data", help="validation CSV (image,x1,y1,x2,y2[,face]); AP50 is computed each epoch")
-    p.add_argument("--val-images", help="folder holding the validation images")
+    p.add_argument("--data", metavar="CSV", help="training CSV in iCartoonFace format (image,x1,y1,x2,y2)")
+    p.add_argument("--images", metavar="DIR", help="folder holding the training images")
+    p.add_argument("--val-data", metavar="CSV", help="validation CSV (image,x1,y1,x2,y2[,face]); AP50 is computed each epoch")
+    p.add_argument("--val-images", metavar="DIR", help="folder holding the validation images")
     p.add_argument(
         "--synthetic",
         type=positive_int,
         metavar="N",
         help="first write N synthetic training images (and N/10 validation images) under OUT/data",
     )
-    p.add_argument(
-        "--synth-imgsz",
-        "--synth-size",
-        dest="synth_imgsz",
-        type=positive_int,
-        nargs=2,
-        default=(640, 640),
-        metavar=("H", "W"),
-        help="size of the --synthetic images",
-    )
+    add_imgsz(p, (640, 640), "size of the --synthetic images", "--synth-imgsz", "--synth-size")
     p.add_argument("--config", default="acfd-tiny", metavar="NAME", help=f"model config: {', '.join(list_configs())}")
     p.add_argument("--epochs", type=positive_int, default=30, metavar="N", help="passes over the training images")
     p.add_argument("--batch", type=positive_int, default=16, metavar="N", help="training images per process and optimizer step")
     add_imgsz(p, (640, 640), "training input size: crops are resized to it (the paper: 640)")
     add_device(p, help="where training runs (under torchrun, each process takes its LOCAL_RANK GPU)")
-    p.add_argument("--lr", type=float, default=0.01, help="base learning rate after warm-up (the paper: 0.04 at a total batch of 64)")
-    p.add_argument("--warmup-iters", type=int, default=1000, help="linear warm-up from 1e-6 (the paper: 1000)")
+    p.add_argument("--lr", type=float, default=0.01, metavar="LR", help="base learning rate after warm-up (the paper: 0.04 at a total batch of 64)")
+    p.add_argument("--warmup-iters", type=int, default=1000, metavar="N", help="linear warm-up from 1e-6 (the paper: 1000)")
     p.add_argument(
         "--milestones",
         type=positive_int,
         nargs="*",
         default=[],
+        metavar="EPOCH",
         help="epochs at which the rate drops 10x (default: 2/3, 5/6, 14/15 of --epochs, as the paper)",
     )
-    p.add_argument("--clip-grad", type=float, default=35.0, help="clip the gradient norm to this (0: no clipping)")
-    p.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    p.add_argument("--clip-grad", type=float, default=35.0, metavar="NORM", help="clip the gradient norm to this (0: no clipping)")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="data-loading processes")
     p.add_argument(
         "--seed", type=int, default=0, metavar="N", help="seed of the weights, the data order and augmentation, and --synthetic data"
     )
-    p.add_argument("--out", default="runs/train", help="folder for last.pth, best.pth, log.csv and curves.png (redrawn each epoch)")
+    p.add_argument("--out", default="runs/train", metavar="DIR", help="folder for last.pth, best.pth, log.csv and curves.png (redrawn each epoch)")
     p.add_argument("--resume", metavar="CKPT", help="continue from a last.pth written by acfd-train")
     p.add_argument(
         "--overwrite", action="store_true", help="start a new run in an --out that holds one (its log.csv and checkpoints are replaced)"
     )
-    p.add_argument("--max-iters-per-epoch", type=positive_int, help="cap iterations per epoch (smoke tests)")
+    p.add_argument("--max-iters-per-epoch", type=positive_int, metavar="N", help="cap iterations per epoch (smoke tests)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 

@@ -67,7 +67,7 @@ def _dims(value_info: onnx.ValueInfoProto) -> list[str | int]:
 
 def check_io_contract(proto: onnx.ModelProto) -> None:
     """Input ``images`` float32 [B,3,H,W] with B, H, W dynamic; outputs ``boxes``
-    [B,N,4] and ``scores`` [B,N] float32 (DESIGN.md section 4). Raises ValueError."""
+    [B,N,4] and ``scores`` [B,N] float32 (docs/design.md#public-contracts). Raises ValueError."""
     graph = proto.graph
     inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
     if [i.name for i in inputs] != [INPUT_NAME]:

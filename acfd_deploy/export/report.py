@@ -83,7 +83,7 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
         v = a["verdict"]
         if v["rule"] == "ap":
             lines.append(
-                f"{a['name']} is judged by AP50 (docs/design.md, Tolerances: drop <= 1 point against the PyTorch model's "
+                f"{a['name']} is judged by AP50 (docs/design.md#verification-and-tolerances: drop <= 1 point against the PyTorch model's "
                 f"{v['reference_ap']:.3f}) on {v['validation']}"
             )
         elif v["status"] == "n/a":

@@ -1,7 +1,7 @@
 """TensorRT engines through Polygraphy, one path for TensorRT 10 and 11.
 
 TensorRT 11 removed the builder precision flags and the INT8 calibrator and makes every
-network strongly typed (DESIGN.md section 6). So the precision is decided in the ONNX
+network strongly typed (docs/design.md#tensorrt-10-and-11). So the precision is decided in the ONNX
 file (fp32 ONNX, fp16 ONNX with fp32 I/O, Q/DQ int8 ONNX), and the network is parsed
 strongly typed on TensorRT 10 too, where precision flags are then not allowed either:
 the engine computes in the types the file states, on both versions.

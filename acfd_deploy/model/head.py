@@ -1,4 +1,4 @@
-"""The anchor head (not given by the paper; DESIGN.md section 3).
+"""The anchor head (not given by the paper; docs/design.md#what-the-paper-leaves-open).
 
 A tower of ACBs whose kernels are shared across pyramid levels, with BatchNorm per level,
 then a 3x3 conv to one face logit and a 3x3 conv to four box deltas per location (one

@@ -1,7 +1,7 @@
 """Comparing an artifact's outputs with the reference's, as pure functions on numpy arrays.
 
-The measurements behind the rules in :mod:`acfd_deploy.verify.rules` (docs/design.md,
-"Tolerances"), at two levels:
+The measurements behind the rules in :mod:`acfd_deploy.verify.rules`
+(docs/design.md#verification-and-tolerances), at two levels:
 
 * **tensor level**, for artifacts that should compute the same function to rounding
   (folded graph, ONNX fp32): the largest absolute score difference and the largest box

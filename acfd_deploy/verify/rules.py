@@ -4,7 +4,7 @@ One table (:func:`rules_for`) maps an artifact's precision (and backend, where a
 computes differently) to an ordered chain of rules. The first rule that has evidence to
 judge decides; a rule without evidence says why and hands over to the next. When no rule
 can judge, the verdict is **unverified** (``n/a``, ``passed`` None) with the reasons:
-a rule never passes on zero evidence (docs/design.md, "Tolerances").
+a rule never passes on zero evidence (docs/design.md#verification-and-tolerances).
 
 * fp32 (folded graph, ONNX Runtime, OpenVINO): tensor level, scores within 1e-4 absolute
   and boxes within 1e-4 relative to the box's size. TensorRT fp32 picks its own kernels

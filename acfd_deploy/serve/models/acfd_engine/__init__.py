@@ -1,0 +1,1 @@
+"""The raw-network model ``acfd_engine`` (see model.py)."""

@@ -1,0 +1,40 @@
+"""Triton Python-backend model ``acfd_engine``: the raw ACFD network, on acfd-serve's server.
+
+The server acfd-serve runs (PyTriton's bundled ``tritonserver``) has only the Python
+backend, so this model runs the artifact with acfd-deploy's own runner (``load_runner``,
+as acfd-detect does: PyTorch, ONNX Runtime or TensorRT). It serves the contract of the
+stock server's ``onnxruntime_onnx`` / ``tensorrt_plan`` engine that
+``write_model_repository`` writes: ``images FP32 [3, -1, -1]`` RGB 0..255 ->
+``boxes FP32 [-1, 4]``, ``scores FP32 [-1]``. Each request of a batch is answered on its
+own: a bad one gets an error, the rest run.
+"""
+
+import triton_python_backend_utils as pb_utils  # exists only inside the stub
+
+from acfd_deploy.serve.backend import error_response, input_array, load_local_runner, read_config, set_threads
+from acfd_deploy.serve.handlers import EngineHandler, RequestError
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        _, params = read_config(args)
+        set_threads(params)
+        self.runner = load_local_runner(params)
+        self.handler = EngineHandler(self.runner, min_size=int(getattr(self.runner, "min_size", params.min_size)))
+
+    def execute(self, requests: list) -> list:
+        try:
+            results = self.handler([input_array(pb_utils, r, "images") for r in requests])
+        except Exception as exc:  # never let one exception leave the whole batch unanswered
+            results = [RequestError(f"internal error: {type(exc).__name__}: {exc}", internal=True)] * len(requests)
+        return [
+            error_response(pb_utils, result)
+            if isinstance(result, RequestError)
+            else pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("boxes", result[0]), pb_utils.Tensor("scores", result[1])])
+            for result in results
+        ]
+
+    def finalize(self) -> None:
+        close = getattr(getattr(self, "runner", None), "close", None)
+        if callable(close):
+            close()

@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from acfd_deploy.bench.timing import reference_workload  # noqa: E402
 from acfd_deploy.envinfo import environment, package_version  # noqa: E402
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE, Detector, DetectorConfig  # noqa: E402
-from acfd_deploy.runtime.loader import load_runner  # noqa: E402
-from acfd_deploy.serve.decode import decode_image  # noqa: E402
+from acfd_deploy.pipeline.io import decode_image  # noqa: E402
+from acfd_deploy.runtime.registry import load_runner  # noqa: E402
 from acfd_deploy.serve.repository import write_serve_repository  # noqa: E402
 from acfd_deploy.serve.server import TritonServer, free_port  # noqa: E402
 
@@ -60,9 +60,11 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def in_process(model: str, images: list[bytes], scales: tuple[tuple[int, int], ...], count: int, seconds: float) -> dict[str, Any]:
+def in_process(
+    model: str, images: list[bytes], scales: tuple[tuple[int, int], ...], count: int, seconds: float, device: str = "cpu"
+) -> dict[str, Any]:
     """acfd-detect's path for one file at a time: decode + Detector (batch 1)."""
-    detector = Detector(load_runner(model), DetectorConfig(scales=scales, batch_size=1))
+    detector = Detector(load_runner(model, device=device), DetectorConfig(scales=scales, batch_size=1))
     detector.detect([decode_image(images[0])])  # warm-up
     latencies: list[float] = []
     start = time.perf_counter()
@@ -80,12 +82,12 @@ def in_process(model: str, images: list[bytes], scales: tuple[tuple[int, int], .
     }
 
 
-def network_only(model: str, scale: tuple[int, int], batch: int, rounds: int = 3) -> dict[str, Any]:
+def network_only(model: str, scale: tuple[int, int], batch: int, rounds: int = 3, device: str = "cpu") -> dict[str, Any]:
     """The runner alone (no decoding, no post-processing): ms per image at batch 1 and at
     ``batch``, interleaved, median of ``rounds``. Says what batching can buy the network itself."""
     from acfd_deploy.data.synth import synthetic_batch
 
-    runner = load_runner(model)
+    runner = load_runner(model, device=device)
     x = synthetic_batch(batch, scale[0], scale[1], seed=5)
     runner.infer(x[:1])
     runner.infer(x)
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--max-queue-delay-us", type=int, default=2000)
     p.add_argument("--instances", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="where the model runs, in-process and in the server (this report is a CPU one)")
     p.add_argument("--note", default="", help="a line for the report (e.g. that the machine was shared)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve_cpu")
     args = p.parse_args(argv)
@@ -252,10 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = round(os.getloadavg()[0], 2)
     _, gflops_before = reference_workload(torch.device("cpu"))
     print(f"in-process, batch 1 ({args.baseline_images} images) ...", flush=True)
-    baseline = in_process(args.model, images, scales, args.baseline_images, args.seconds)
+    baseline = in_process(args.model, images, scales, args.baseline_images, args.seconds, args.device)
     print(f"  {baseline}", flush=True)
     print(f"the network alone, batch 1 and {args.max_batch} ...", flush=True)
-    network = network_only(args.model, scales[0], args.max_batch)
+    network = network_only(args.model, scales[0], args.max_batch, device=args.device)
     print(f"  {network}", flush=True)
 
     levels = []
@@ -267,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             max_queue_delay_us=args.max_queue_delay_us,
             instances=args.instances,
             scales=scales,
+            device=args.device,
             threads=max(1, (os.cpu_count() or 1) // args.instances),
         )
         log = Path(stage) / "tritonserver.log"
@@ -287,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 server.stop()
     print(f"in-process again, batch 1 ({args.baseline_images} images) ...", flush=True)
-    baseline_after = in_process(args.model, images, scales, args.baseline_images, args.seconds)
+    baseline_after = in_process(args.model, images, scales, args.baseline_images, args.seconds, args.device)
     print(f"  {baseline_after}", flush=True)
     _, gflops_after = reference_workload(torch.device("cpu"))
     env = environment()
@@ -310,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_batch": args.max_batch,
             "max_queue_delay_us": args.max_queue_delay_us,
             "instances": args.instances,
+            "device": args.device,
             "images": args.images,
             "image_size": args.image_size,
             "requests_per_level": args.requests,

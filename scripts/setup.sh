@@ -1,18 +1,34 @@
 #!/usr/bin/env bash
 # One-time setup of .venv for this checkout; safe to rerun (it only installs what is missing).
-#   scripts/setup.sh          the package with ONNX Runtime (CPU)
-#   scripts/setup.sh --dev    the same plus the test and lint tools
+#   scripts/setup.sh           the package with ONNX Runtime (CPU)
+#   scripts/setup.sh --serve   the same plus Triton serving (acfd-serve) and OpenVINO
+#   scripts/setup.sh --dev     all of the above plus the test and lint tools (what CI runs)
 # torch is pinned first to 2.13.0 so that a CPU machine takes the CPU build instead of
 # resolving an unpinned "torch" to a multi-GB CUDA wheel. On a GPU machine, install the
 # torch build you want first, then `pip install -e '.[gpu,tensorrt]'` (never both cpu and gpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-}
 extras="cpu"
-[[ "${1:-}" == "--dev" ]] && extras="cpu,dev"
+case "$mode" in
+  "") ;;
+  --serve) extras="cpu,openvino,serve" ;;
+  --dev) extras="cpu,openvino,serve,dev" ;;
+  *) echo "usage: scripts/setup.sh [--serve|--dev]" >&2; exit 2 ;;
+esac
 PY=${PYTHON:-python3}
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+"${pip[@]}" --upgrade pip
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+  "${pip[@]}" "torch==2.13.0"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${extras}]"
+"${pip[@]}" -e ".[${extras}]"
+if [[ "$extras" == *serve* ]]; then
+  # the Triton server binary and its Python backend; --no-deps keeps numpy 2 in the venv
+  # (nvidia-pytriton pins numpy<2). The backend's stub gets its own numpy<2, outside the
+  # venv, once (acfd_deploy.serve.stubenv explains why).
+  .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('pytriton') is None)" \
+    || "${pip[@]}" --no-deps "nvidia-pytriton==0.7.0"
+  .venv/bin/python -m acfd_deploy.serve.stubenv >/dev/null 2>&1 || .venv/bin/python -m acfd_deploy.serve.stubenv --install >/dev/null
+fi

@@ -91,12 +91,12 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def demo_model() -> Path:
-    from acfd_deploy.checkpoint import demo_weights
+    from acfd_deploy.resources import demo_weights
 
-    demo = demo_weights()
-    if demo is None:
-        pytest.skip("the bundled demo model is not here")
-    return demo
+    try:
+        return demo_weights()
+    except AcfdError as exc:
+        pytest.skip(str(exc))
 
 
 def _acfd_detect(args: list[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -350,23 +350,23 @@ def test_bad_requests_fail_alone_inside_concurrent_batches(served: Served, image
     )
 
 
-def test_triton_runner_serves_detector_and_acfd_detect(
-    served: Served, images: dict[str, Path], reference: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_triton_url_runs_through_the_registry_in_detector_and_acfd_detect(
+    served: Served, images: dict[str, Path], reference: dict, tmp_path: Path
 ) -> None:
+    """``triton://`` is one more registry backend: load_runner and acfd-detect --model take
+    it with no special case, and give acfd-detect's own detections."""
     from acfd_deploy.pipeline import Detector, DetectorConfig
-    from acfd_deploy.runtime import loader
-    from acfd_deploy.runtime.triton_runner import TritonRunner, is_triton_url
+    from acfd_deploy.runtime.registry import load_runner
+    from acfd_deploy.runtime.triton_runner import TritonRunner
 
     url = f"triton://{served.grpc}/acfd_engine"
-    runner = TritonRunner(url)
+    runner = load_runner(url, device="cpu")  # any device is accepted: the server decides where it runs
+    assert isinstance(runner, TritonRunner)
     assert runner.precision == "fp32" and runner.max_batch == 8 and runner.min_size == 125
     detector = Detector(runner, DetectorConfig(scales=(SCALE,), batch_size=4))
     for path, dets in detector.detect_paths(images.values()):
         assert not isinstance(dets, Exception), dets
-        assert_same_detections(reference[path.name], dets.boxes, dets.scores, f"Detector(TritonRunner) {path.name}")
-    # acfd-detect --model triton://... (load_runner's registry entry is wired by the core; stand in for it here)
-    real = loader.load_runner
-    monkeypatch.setattr(loader, "load_runner", lambda path, device="cpu": TritonRunner(path) if is_triton_url(path) else real(path, device))
+        assert_same_detections(reference[path.name], dets.boxes, dets.scores, f"Detector(load_runner(triton://)) {path.name}")
     via_server = _acfd_detect(
         [*map(str, images.values()), "--model", url, "--imgsz", *map(str, SCALE), "--no-draw", "--no-progress", "--out", str(tmp_path)]
     )
@@ -374,15 +374,17 @@ def test_triton_runner_serves_detector_and_acfd_detect(
     for name, ref in reference.items():
         assert_same_detections(ref, via_server[name]["boxes"], via_server[name]["scores"], f"acfd-detect triton:// {name}")
     with pytest.raises(AcfdError, match="not an ACFD engine"):
-        TritonRunner(f"triton://{served.grpc}/acfd")
+        load_runner(f"triton://{served.grpc}/acfd")
     with pytest.raises(AcfdError, match=r"no ready model 'nope'.*acfd_engine"):
-        TritonRunner(f"triton://{served.grpc}/nope")
+        load_runner(f"triton://{served.grpc}/nope")
     runner.close()
 
 
-def test_health_statistics_and_metrics_are_open_on_loopback(served: Served) -> None:
+def test_health_statistics_and_metrics_are_open_on_loopback(served: Served, demo_model: Path) -> None:
     base = f"http://{served.http}"
     log = served.log.read_text(errors="replace")
+    # the startup line says what is served and what acfd-export said about it (the demo model: nothing)
+    assert f"acfd-serve: model: {demo_model}, not verified (no export.json beside it" in log, log[:2000]
     for endpoint in ("HTTPService", "GRPCInferenceService", "Metrics Service"):  # bound to loopback only
         assert re.search(rf"Started {endpoint} at 127\.0\.0\.1:", log), endpoint
     for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/acfd/ready"):

@@ -1,12 +1,14 @@
 """Serving without a server: model repositories (every config.pbtxt parsed as Triton's
 ModelConfig), request handling (one bad request stays one), image bytes decoded as
-acfd-detect reads files, triton:// URLs, the launcher's environment, acfd-serve's usage errors."""
+acfd-detect reads files, triton:// URLs through the runner registry, what export.json says
+about a served model (--require-verified), the launcher's environment, acfd-serve's flags."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import re
 import struct
 import sys
 import sysconfig
@@ -19,18 +21,14 @@ from PIL import Image
 
 import acfd_deploy
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.fileio import sha256_file
 from acfd_deploy.pipeline.detector import Detections, Detector, DetectorConfig
-from acfd_deploy.pipeline.io import ImageLoadError, load_image
-from acfd_deploy.serve.decode import decode_image
+from acfd_deploy.pipeline.io import ImageLoadError, decode_image, load_image
 from acfd_deploy.serve.handlers import MAX_DETECTIONS, EndToEndHandler, EngineHandler, RequestError, pack_detections, run_isolated
 from acfd_deploy.serve.params import ModelParams, parse_scales
-from acfd_deploy.serve.repository import (
-    choose_artifact,
-    pbtxt_string,
-    preferred_batch_sizes,
-    write_model_repository,
-    write_serve_repository,
-)
+from acfd_deploy.serve.pbtxt import pbtxt_string, preferred_batch_sizes
+from acfd_deploy.serve.repository import write_serve_repository
+from acfd_deploy.serve.stock import choose_artifact, write_model_repository
 
 
 def parse_config(path: Path):  # noqa: ANN201
@@ -86,6 +84,33 @@ def onnx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def manifest_entry(path: Path, passed: bool | None, rule: str = "tensor", reason: str = "", **extra: object) -> dict:
+    """One artifact as acfd-export's export.json (version 2) lists it."""
+    status = {True: "pass", False: "fail", None: "n/a"}[passed]
+    return {
+        "name": "ONNX fp32",
+        "kind": "onnx",
+        "backend": "onnxruntime",
+        "precision": "fp32",
+        "path": path.name,
+        "files": [{"path": path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}],
+        "size": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "passed": passed,
+        "verdict": {"rule": rule if passed is not None else "none", "status": status, "passed": passed, "reason": reason},
+        **extra,
+    }
+
+
+def export_folder(folder: Path, onnx_file: Path, passed: bool | None, **kw: object) -> Path:
+    """An acfd-export folder holding one ONNX file with the given verdict; the file's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    artifact = folder / "acfd-tiny.onnx"
+    artifact.write_bytes(onnx_file.read_bytes())
+    (folder / "export.json").write_text(json.dumps({"manifest_version": 2, "artifacts": [manifest_entry(artifact, passed, **kw)]}))
+    return artifact
+
+
 # ---------------------------------------------------------------- repositories
 
 
@@ -135,16 +160,8 @@ def test_serve_repository_configs_parse_and_say_what_runs(tmp_path: Path, onnx_f
 
 def test_stock_repository_onnx_is_the_verified_file(tmp_path: Path, onnx_file: Path) -> None:
     export = tmp_path / "export"
-    export.mkdir()
-    artifact = export / "acfd-tiny.fp16.onnx"
-    artifact.write_bytes(onnx_file.read_bytes())
+    artifact = export_folder(export, onnx_file, True)
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
-    manifest = {
-        "artifacts": [
-            {"name": "ONNX fp32", "kind": "onnx", "path": artifact.name, "sha256": digest, "precision": "fp32", "parity": {"passed": True}}
-        ]
-    }
-    (export / "export.json").write_text(json.dumps(manifest))
     repo = write_model_repository(
         tmp_path / "repo", choose_artifact(export, "fp32"), precision="fp32", imgsz=(640, 640), instances=2, end_to_end=True
     )
@@ -181,23 +198,25 @@ def test_stock_repository_onnx_is_the_verified_file(tmp_path: Path, onnx_file: P
 
 
 def test_stock_repository_refuses_changed_or_failed_artifacts(tmp_path: Path, onnx_file: Path) -> None:
-    artifact = tmp_path / "m.onnx"
-    artifact.write_bytes(onnx_file.read_bytes())
-    entry = {"kind": "onnx", "path": "m.onnx", "sha256": "0" * 64, "precision": "fp32", "parity": {"passed": True}}
-    (tmp_path / "export.json").write_text(json.dumps({"artifacts": [entry]}))
+    artifact = export_folder(tmp_path / "export", onnx_file, True)
+    artifact.write_bytes(artifact.read_bytes() + b"\0")  # changed after the export verified it
     with pytest.raises(AcfdError, match="changed after it was verified"):
         write_model_repository(tmp_path / "repo", artifact)
-    assert not (tmp_path / "repo" / "acfd_engine" / "1" / "model.onnx").exists()
-    entry["parity"] = {"passed": False}
-    (tmp_path / "export.json").write_text(json.dumps({"artifacts": [entry]}))
-    with pytest.raises(AcfdError, match="failed its parity check"):
-        write_model_repository(tmp_path / "repo2", artifact)
+    assert not (tmp_path / "repo").exists()  # refused before anything was written
+    failed = export_folder(tmp_path / "failed", onnx_file, False, rule="detection", reason="80% of 120 found")
+    with pytest.raises(AcfdError, match=r"FAILED verification by acfd-export \(detection rule: 80% of 120 found"):
+        write_model_repository(tmp_path / "repo2", failed)
+    unverified = export_folder(tmp_path / "unverified", onnx_file, None, reason="too few faces")
+    with pytest.raises(AcfdError, match=r"not verified by acfd-export \(n/a: too few faces\)"):
+        write_model_repository(tmp_path / "repo3", unverified)
+    with pytest.raises(AcfdError, match="no verified fp32"):
+        choose_artifact(tmp_path / "failed", "fp32")
     with pytest.raises(AcfdError, match="no verified int8"):
-        choose_artifact(tmp_path, "int8")
+        choose_artifact(tmp_path / "export", "int8")
 
 
 def test_stock_repository_plan_takes_batch_from_its_profile(tmp_path: Path) -> None:
-    from acfd_deploy.export.tensorrt import SIDECAR_FORMAT
+    from acfd_deploy.runtime.plan import SIDECAR_FORMAT
 
     plan = tmp_path / "m.fp16.plan"
     plan.write_bytes(b"not a real engine, but copied byte for byte")
@@ -365,9 +384,8 @@ def test_pack_detections_zero_pads() -> None:
 
 
 def test_triton_urls_and_unreachable_server() -> None:
-    from acfd_deploy.runtime.triton_runner import check_engine_signature, is_triton_url, parse_triton_url
+    from acfd_deploy.runtime.triton_runner import check_engine_signature, parse_triton_url
 
-    assert is_triton_url("triton://h:1/m") and not is_triton_url("model.onnx")
     assert parse_triton_url("triton://127.0.0.1:9001/acfd_engine") == ("127.0.0.1", 9001, "acfd_engine", "")
     assert parse_triton_url("triton://gpu-node/acfd_engine/3") == ("gpu-node", 8001, "acfd_engine", "3")
     for bad in ("triton://host", "triton://h:1/a/b/c", "triton://h:1/m/latest", "http://h:1/m"):
@@ -417,6 +435,100 @@ def test_stub_numpy_missing_is_one_clear_error(tmp_path: Path, monkeypatch: pyte
     assert (bin_dir.parent / "pyvenv.cfg").read_text().startswith("home = ")
 
 
+def test_triton_urls_go_through_the_runner_registry(tmp_path: Path) -> None:
+    """``triton://`` is a registry backend like any other: no special case in any command,
+    no server needed to list it, and any --device is accepted (the server decides)."""
+    from acfd_deploy.cli.common import model_help
+    from acfd_deploy.runtime.registry import artifact_precision, backend_for, load_runner
+
+    url = "triton://127.0.0.1:8001/acfd_engine"
+    assert backend_for(url).name == "triton" and backend_for(url).factory == "acfd_deploy.runtime.triton_runner:TritonRunner"
+    assert artifact_precision(url) == "unknown"  # known once connected (the model config), not before
+    assert "triton:// (triton)" in model_help(True)
+    with pytest.raises(AcfdError, match="unknown URL scheme http://"):
+        backend_for("http://127.0.0.1:8000/acfd_engine")
+    # the URL reaches TritonRunner: a bad one is its one-line error, whatever the device
+    with pytest.raises(AcfdError, match="expected triton://host:port/model"):
+        load_runner("triton://127.0.0.1:8001", device="cuda:3")
+    pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed")
+    from acfd_deploy.serve.server import free_port
+
+    for device in ("auto", "cpu", "cuda:1"):
+        with pytest.raises(AcfdError, match="cannot reach a Triton server"):
+            load_runner(f"triton://127.0.0.1:{free_port()}/acfd_engine", device=device, timeout_s=3)
+    # and acfd-serve can front another server: the URL is kept as the served model
+    repo = write_serve_repository(tmp_path / "repo", url)
+    assert params_of(parse_config(repo / "acfd_engine" / "config.pbtxt"))["artifact"] == url
+
+
+def test_provenance_reads_the_manifest_beside_the_model(tmp_path: Path, onnx_file: Path) -> None:
+    from acfd_deploy.serve.verified import provenance
+
+    passed = export_folder(tmp_path / "pass", onnx_file, True)
+    assert provenance(passed).passed
+    assert provenance(passed).describe() == f"model: {passed}, verified by acfd-export: pass (tensor rule)"
+    failed = export_folder(tmp_path / "fail", onnx_file, False, rule="ap", reason="AP50 drop 0.031 > 0.01")
+    assert provenance(failed).describe().startswith(f"model: {failed}, FAILED verification by acfd-export (ap rule: AP50 drop 0.031")
+    unverified = export_folder(tmp_path / "na", onnx_file, None, reason="fewer than 500 faces")
+    assert provenance(unverified).status() == "not verified by acfd-export (n/a: fewer than 500 faces)"
+    changed = export_folder(tmp_path / "changed", onnx_file, True)
+    changed.write_bytes(changed.read_bytes()[:-1])
+    assert provenance(changed).state == "changed" and "sha256 differs" in provenance(changed).status()
+    unlisted = tmp_path / "pass" / "other.onnx"
+    unlisted.write_bytes(onnx_file.read_bytes())
+    assert provenance(unlisted).status() == f"not verified: {tmp_path / 'pass' / 'export.json'} does not list it"
+    assert "no export.json beside it" in provenance(onnx_file).status()
+    assert provenance("triton://h:8001/acfd_engine").status() == "on another server: not verified here"
+    # the same file listed twice (another backend's options): the default backend's entry decides
+    other = manifest_entry(passed, False, backend="openvino", runner_options={"precision": "bf16"})
+    manifest = json.loads((tmp_path / "pass" / "export.json").read_text())
+    (tmp_path / "pass" / "export.json").write_text(json.dumps({**manifest, "artifacts": [other, *manifest["artifacts"]]}))
+    assert provenance(passed).passed
+    # an export.json from before manifest version 2 has no verdicts to read: said, never taken as a pass
+    (tmp_path / "pass" / "export.json").write_text(json.dumps({"artifacts": [{"path": passed.name, "parity": {"passed": True}}]}))
+    assert provenance(passed).state == "old-manifest" and "export again" in provenance(passed).status()
+    with pytest.raises(AcfdError, match="older acfd-export"):
+        choose_artifact(tmp_path / "pass")
+    (tmp_path / "pass" / "export.json").write_text("{ not json")
+    with pytest.raises(AcfdError, match="not readable JSON"):
+        provenance(passed)
+
+
+def test_require_verified_refuses_before_anything_starts(
+    tmp_path: Path, onnx_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acfd_deploy.cli.serve import main
+    from acfd_deploy.serve import server
+
+    started: list[str] = []
+
+    def no_server() -> None:
+        started.append("find_tritonserver")
+        raise AcfdError("stand-in: the server would start here")
+
+    monkeypatch.setattr(server, "find_tritonserver", no_server)
+    cases = {
+        "failed": (export_folder(tmp_path / "fail", onnx_file, False, rule="detection", reason="90% of 150"), "FAILED verification"),
+        "n/a": (export_folder(tmp_path / "na", onnx_file, None, reason="too few detections"), r"n/a: too few detections"),
+        "no manifest": (onnx_file, "no export.json beside it"),
+    }
+    for name, (model, why) in cases.items():
+        assert main(["--model", str(model), "--require-verified"]) == 2, name
+        err = capsys.readouterr().err
+        assert f"acfd-serve: model: {model}, " in err, err  # the one line, before the refusal
+        assert re.search(rf"acfd-serve: error: --require-verified refuses {re.escape(str(model))}: .*{why}.*lists as passed", err), err
+    assert main(["--require-verified"]) == 2  # the bundled demo model is no export artifact
+    assert "--require-verified" in capsys.readouterr().err
+    assert not started, "a refused model must not get as far as the server"
+    # a passed artifact goes on (to the stand-in), and says its verdict; without the flag, so does a failed one
+    passed = export_folder(tmp_path / "pass", onnx_file, True)
+    assert main(["--model", str(passed), "--require-verified"]) == 2
+    err = capsys.readouterr().err
+    assert f"acfd-serve: model: {passed}, verified by acfd-export: pass (tensor rule)" in err and "stand-in" in err
+    assert main(["--model", str(cases["failed"][0])]) == 2
+    assert "FAILED verification" in capsys.readouterr().err and len(started) == 2
+
+
 def test_serve_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     from acfd_deploy.cli.serve import main
 
@@ -424,9 +536,49 @@ def test_serve_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--conf must be in [0, 1]" in capsys.readouterr().err
     assert main(["--http-port", "9000", "--grpc-port", "9000"]) == 2
     assert "must differ" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        main(["--max-batch", "0"])
-    assert exc.value.code == 2
+    assert main(["--model", "nowhere.onnx"]) == 2
+    assert "acfd-serve: error: model file not found: nowhere.onnx" in capsys.readouterr().err
+    assert main(["--model", "weights.bin"]) == 2
+    assert "unknown model type '.bin'" in capsys.readouterr().err
+    for bad in (
+        ["--max-batch", "0"],
+        ["--http-port", "70000"],
+        ["--max-queue-delay-us", "-1"],
+        ["--device", "gpu"],
+        ["--imgsz", "1", "2", "3"],
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(bad)
+        assert exc.value.code == 2, bad
+        assert "(see --help)" in capsys.readouterr().err
+
+
+def test_serve_cli_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from acfd_deploy.cli.main import main as acfd_main
+    from acfd_deploy.cli.serve import build_parser, main
+
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
-    assert exc.value.code == 0 and acfd_deploy.__version__ in capsys.readouterr().out
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"acfd-serve (acfd-deploy) {acfd_deploy.__version__}"
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert exc.value.code == 0 and text.startswith("usage: acfd-serve ")
+    for noise in ("(default: None)", "(default: False)", "(default: True)", "(default: (", "(default: ["):
+        assert noise not in text, noise
+    for flag in ("--model PATH|URL", "--imgsz H [W]", "--device {auto,cpu,cuda,cuda:N}", "--require-verified", "--max-batch N"):
+        assert flag in text, flag
+    assert "bundled demo model" in text and "models/acfd-tiny-demo.pth" not in text
+    parser = build_parser()
+    assert [a for a in parser._actions if not a.help or a.help == argparse.SUPPRESS] == []
+    defaults = {a.dest: a.default for a in parser._actions}
+    assert defaults["imgsz"] == (640, 860) and defaults["device"] == "auto" and defaults["model"] is None
+    assert (defaults["http_port"], defaults["grpc_port"], defaults["metrics_port"]) == (8000, 8001, 8002)
+    # the umbrella command: acfd serve takes the same flags and says its own name
+    with pytest.raises(SystemExit) as exc:
+        acfd_main(["serve", "--help"])
+    assert capsys.readouterr().out.startswith("usage: acfd serve ")
+    assert acfd_main(["serve", "--conf", "5"]) == 2
+    assert "acfd serve: error: --conf must be in [0, 1]" in capsys.readouterr().err

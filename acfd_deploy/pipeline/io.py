@@ -5,15 +5,18 @@ rotation applied, so boxes match what a viewer shows). Grayscale is replicated t
 channels, 16-bit is scaled to 8 (``v / 257``), transparency is composited over white
 (what a viewer shows behind a sticker), palette and CMYK images are converted. Anything
 that cannot become such an array raises :class:`ImageLoadError` naming the file; callers
-that process many files catch it and go on.
+that process many files catch it and go on. :func:`decode_image` applies the same rules to
+a file's bytes (a served request), with one implementation for both.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,6 +33,32 @@ class ImageLoadError(AcfdError):
     """One file that is not a usable image; the message names the file."""
 
 
+def _read(source: str | os.PathLike[str] | IO[bytes], label: str, max_pixels: int, unrecognized: str) -> np.ndarray:
+    """The rules of the module docstring for one opened source (a path or a buffer);
+    every failure is an :class:`ImageLoadError` that starts with ``label``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                w, h = img.size  # header only: nothing decoded yet
+                if w < 1 or h < 1:
+                    raise ImageLoadError(f"{label}: zero-size image ({w}x{h})")
+                if w * h > max_pixels:
+                    raise ImageLoadError(
+                        f"{label}: {w}x{h} is {w * h / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP limit (decompression bomb?)"
+                    )
+                img.load()
+                return to_rgb_array(ImageOps.exif_transpose(img))
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"{label}: refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{label}: {unrecognized}") from None
+    except (OSError, ValueError, SyntaxError, MemoryError) as exc:
+        raise ImageLoadError(f"{label}: unreadable or truncated image ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+
+
 def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read ``path`` as ``uint8 [H, W, 3]`` RGB; see the module docstring for the rules."""
     path = Path(path)
@@ -39,27 +68,18 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise ImageLoadError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise ImageLoadError(f"{path}: empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size  # header only: nothing decoded yet
-                if w < 1 or h < 1:
-                    raise ImageLoadError(f"{path}: zero-size image ({w}x{h})")
-                if w * h > max_pixels:
-                    raise ImageLoadError(
-                        f"{path}: {w}x{h} is {w * h / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP limit (decompression bomb?)"
-                    )
-                img.load()
-                return to_rgb_array(ImageOps.exif_transpose(img))
-    except ImageLoadError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(f"{path}: refused as a decompression bomb ({exc})") from None
-    except UnidentifiedImageError:
-        raise ImageLoadError(f"{path}: not an image file (unrecognized format)") from None
-    except (OSError, ValueError, SyntaxError, MemoryError) as exc:
-        raise ImageLoadError(f"{path}: unreadable or truncated image ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+    return _read(path, str(path), max_pixels, "not an image file (unrecognized format)")
+
+
+def decode_image(data: bytes | bytearray | memoryview, max_pixels: int = DEFAULT_MAX_PIXELS, label: str = "image") -> np.ndarray:
+    """The encoded bytes of an image file (a served request's payload) as ``uint8 [H, W, 3]``
+    RGB, by exactly the rules :func:`load_image` applies to the same file on disk, so a file
+    and its bytes give the same detections. Messages start with ``label``, not a path."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageLoadError(f"{label}: expected the encoded bytes of an image file, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ImageLoadError(f"{label}: empty (0 bytes)")
+    return _read(io.BytesIO(bytes(data)), label, max_pixels, f"not an image (unrecognized format, {len(data)} bytes)")
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:

@@ -74,6 +74,17 @@ register(
         install="pip install 'acfd-deploy[tensorrt]' on a machine with an NVIDIA GPU",
     )
 )
+# a model on a Triton server (acfd-serve's, or the stock server on acfd-export --triton-repo):
+# the network runs there, so any --device is accepted (and left to the server); precision
+# comes from the server's model config once connected, "unknown" before
+register(
+    Backend(
+        "triton",
+        "acfd_deploy.runtime.triton_runner:TritonRunner",
+        schemes=("triton",),
+        install="pip install 'acfd-deploy[serve]'",
+    )
+)
 
 
 def suffixes() -> tuple[str, ...]:

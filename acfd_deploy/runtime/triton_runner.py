@@ -10,6 +10,12 @@ hosts an ACFD engine (acfd-serve's, or the stock server on a repository from acf
 Precision is the model config's ``precision`` parameter, which both repositories of
 acfd-deploy record; a server whose config does not say reads ``unknown`` (a guess of fp32
 would mislabel an fp16 or int8 engine in acfd-bench's tables).
+
+The runner registry reaches it by the URL scheme (``load_runner("triton://...")``), so
+every command that takes ``--model`` takes a server. ``device`` is accepted and ignored:
+where the network runs is the server's configuration (its instance groups), and
+``--device`` keeps meaning the client's side (acfd-bench resolves ``auto`` to this
+machine's device and passes it to every target, a server's included).
 """
 
 from __future__ import annotations
@@ -21,15 +27,14 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
+from acfd_deploy.runtime.device import Device
 
 SCHEME = "triton"
 DEFAULT_GRPC_PORT = 8001
 SERVE_EXTRA = "pip install 'acfd-deploy[serve]'"
-
-
-def is_triton_url(text: object) -> bool:
-    return isinstance(text, str) and text.lower().startswith(f"{SCHEME}://")
+# the smallest side an ACFD network takes (six pyramid levels), where a config does not
+# say; the same as pipeline.preprocess.DEFAULT_MIN_SIZE (the runtime layer sits below it)
+MIN_SIZE = 125
 
 
 def parse_triton_url(url: str) -> tuple[str, int, str, str]:
@@ -102,9 +107,12 @@ def check_engine_signature(meta: Mapping[str, Any]) -> None:
 
 class TritonRunner:
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])`` on a
-    Triton server. Batches larger than the model's ``max_batch_size`` are split."""
+    Triton server. Batches larger than the model's ``max_batch_size`` are split.
 
-    def __init__(self, url: str, timeout_s: float = 10.0, name: str | None = None) -> None:
+    The registry's factory for ``triton://``: ``device`` is accepted and ignored (the
+    server decides where its model runs; see the module docstring)."""
+
+    def __init__(self, url: str, device: str | Device = "auto", timeout_s: float = 10.0, name: str | None = None) -> None:
         grpcclient = _import_grpc()
         from tritonclient.utils import InferenceServerException
 
@@ -139,9 +147,9 @@ class TritonRunner:
         self.max_batch = int(config.get("max_batch_size", 0) or 0)
         self.precision = params.get("precision") or "unknown"
         try:
-            self.min_size = int(params.get("min_size") or DEFAULT_MIN_SIZE)
+            self.min_size = int(params.get("min_size") or MIN_SIZE)
         except ValueError:
-            self.min_size = DEFAULT_MIN_SIZE
+            self.min_size = MIN_SIZE
         self.name = name or f"triton:{self.address}/{model}"
 
     def _ready_models(self) -> list[str]:

@@ -35,8 +35,8 @@ def set_threads(params: ModelParams) -> None:
 
 
 def load_local_runner(params: ModelParams) -> Runner:
-    """The artifact run in this process by acfd-deploy's own runner, as acfd-detect would."""
-    from acfd_deploy.runtime.loader import load_runner
+    """The model run in this process through the runner registry, as acfd-detect would."""
+    from acfd_deploy.runtime.registry import load_runner
 
     if not params.artifact:
         raise AcfdError("the model config names no artifact (parameter 'artifact')")

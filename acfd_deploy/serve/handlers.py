@@ -16,10 +16,9 @@ import numpy as np
 
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.pipeline.detector import Detections, Detector
-from acfd_deploy.pipeline.io import DEFAULT_MAX_PIXELS
+from acfd_deploy.pipeline.io import DEFAULT_MAX_PIXELS, decode_image
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
 from acfd_deploy.runtime.base import Runner
-from acfd_deploy.serve.decode import decode_image
 
 # rows of det_boxes / det_scores: the pipeline's top-k after NMS (PostprocessConfig.max_det)
 MAX_DETECTIONS = 100

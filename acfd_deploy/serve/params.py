@@ -44,7 +44,7 @@ class ModelParams:
     for a stock-server engine (whose file sits in its version folder)."""
 
     artifact: str = ""
-    device: str = "cpu"
+    device: str = "auto"
     precision: str = "unknown"
     min_size: int = DEFAULT_MIN_SIZE
     scales: tuple[tuple[int, int], ...] = (DEFAULT_SCALE,)
@@ -80,7 +80,7 @@ class ModelParams:
         try:
             return cls(
                 artifact=flat.get("artifact", ""),
-                device=flat.get("device", "cpu") or "cpu",
+                device=flat.get("device", "auto") or "auto",
                 precision=flat.get("precision", "unknown") or "unknown",
                 min_size=int(flat.get("min_size", DEFAULT_MIN_SIZE)),
                 scales=parse_scales(flat.get("scales", format_scales((DEFAULT_SCALE,)))),

@@ -273,15 +273,15 @@ class TritonServer:
             return False
 
     def wait_ready(self, timeout_s: float = 300.0, should_stop: Any = None) -> None:
-        """Until ``/v2/health/ready`` answers 200 (every model loaded); an :class:`AcfdError`
-        if the server exits first or ``timeout_s`` passes."""
+        """Until ``/v2/health/ready`` answers 200 (every model loaded) or ``should_stop()``
+        says so; an :class:`AcfdError` if the server exits first or ``timeout_s`` passes."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if should_stop is not None and should_stop():  # stopping on purpose: not an error
+                return
             code = self.poll()
             if code is not None:
                 raise AcfdError(f"tritonserver exited with code {code} before it was ready (its log says why)")
-            if should_stop is not None and should_stop():
-                return
             if self.is_ready():
                 return
             time.sleep(0.25)

@@ -1,0 +1,113 @@
+"""Triton model configs (``config.pbtxt``) as protobuf text, written by hand.
+
+No protobuf or tritonclient is needed to write a repository; the tests parse every config
+this module writes as Triton's ``ModelConfig``. The model names and the tensors of the two
+served models (``acfd_engine``: the raw network; ``acfd``: image bytes in, detections out)
+are defined here once, for both repository writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from acfd_deploy.serve.handlers import MAX_DETECTIONS
+
+END_TO_END = "acfd"
+ENGINE = "acfd_engine"
+DEFAULT_MAX_BATCH = 8
+DEFAULT_QUEUE_DELAY_US = 2000
+
+
+def pbtxt_string(text: str) -> str:
+    """A protobuf text-format string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def preferred_batch_sizes(max_batch: int) -> list[int]:
+    """Half and full ``max_batch`` (e.g. 4 and 8): the batcher waits up to the queue delay
+    to fill one of them, and otherwise runs what it has."""
+    return sorted({b for b in (max_batch // 2, max_batch) if b >= 2})
+
+
+def _tensor(name: str, dtype: str, dims: Sequence[int]) -> str:
+    return f"  {{ name: {pbtxt_string(name)} data_type: {dtype} dims: [ {', '.join(str(d) for d in dims)} ] }}"
+
+
+def _parameters(params: Mapping[str, str]) -> list[str]:
+    return [f"parameters {{ key: {pbtxt_string(k)} value {{ string_value: {pbtxt_string(v)} }} }}" for k, v in sorted(params.items())]
+
+
+def _batching(max_batch: int, queue_delay_us: int) -> list[str]:
+    preferred = preferred_batch_sizes(max_batch)
+    lines = ["dynamic_batching {"]
+    if preferred:
+        lines.append(f"  preferred_batch_size: [ {', '.join(map(str, preferred))} ]")
+    lines += [f"  max_queue_delay_microseconds: {queue_delay_us}", "}"]
+    return lines
+
+
+def _config_text(
+    name: str,
+    comment: Iterable[str],
+    head: Sequence[str],
+    max_batch: int,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    queue_delay_us: int,
+    instance_group: str,
+    params: Mapping[str, str],
+    tail: Sequence[str] = (),
+) -> str:
+    lines = [f"# {c}" if c else "#" for c in comment]
+    lines += [f"name: {pbtxt_string(name)}", *head, f"max_batch_size: {max_batch}"]
+    lines += ["input [", ",\n".join(inputs), "]", "output [", ",\n".join(outputs), "]"]
+    lines += _batching(max_batch, queue_delay_us)
+    lines += [f"instance_group [ {instance_group} ]", *_parameters(params), *tail]
+    return "\n".join(lines) + "\n"
+
+
+ENGINE_INPUTS = [_tensor("images", "TYPE_FP32", [3, -1, -1])]
+ENGINE_OUTPUTS = [_tensor("boxes", "TYPE_FP32", [-1, 4]), _tensor("scores", "TYPE_FP32", [-1])]
+# TYPE_STRING is Triton's config name for the BYTES wire type
+END_TO_END_INPUTS = [_tensor("image", "TYPE_STRING", [1])]
+END_TO_END_OUTPUTS = [
+    _tensor("num_dets", "TYPE_INT32", [1]),
+    _tensor("det_boxes", "TYPE_FP32", [MAX_DETECTIONS, 4]),
+    _tensor("det_scores", "TYPE_FP32", [MAX_DETECTIONS]),
+]
+
+
+def engine_config(
+    *,
+    head: Sequence[str],
+    comment: Iterable[str],
+    max_batch: int,
+    queue_delay_us: int,
+    instance_group: str,
+    params: Mapping[str, str],
+    warmup_hw: tuple[int, int] | None = None,
+) -> str:
+    tail: list[str] = []
+    if warmup_hw is not None:  # the first real request should not pay for kernel selection
+        h, w = warmup_hw
+        tail = [
+            "model_warmup [ {",
+            '  name: "zeros" batch_size: 1',
+            f'  inputs {{ key: "images" value {{ data_type: TYPE_FP32 dims: [ 3, {h}, {w} ] zero_data: true }} }}',
+            "} ]",
+        ]
+    return _config_text(ENGINE, comment, head, max_batch, ENGINE_INPUTS, ENGINE_OUTPUTS, queue_delay_us, instance_group, params, tail)
+
+
+def end_to_end_config(*, comment: Iterable[str], max_batch: int, queue_delay_us: int, instances: int, params: Mapping[str, str]) -> str:
+    return _config_text(
+        END_TO_END,
+        comment,
+        ['backend: "python"'],
+        max_batch,
+        END_TO_END_INPUTS,
+        END_TO_END_OUTPUTS,
+        queue_delay_us,
+        f"{{ count: {instances} kind: KIND_CPU }}",
+        params,
+    )

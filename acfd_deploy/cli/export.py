@@ -98,6 +98,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     check.add_argument(
         "--seed", type=int, default=0, metavar="N", help="seed of the parity images, the synthetic validation set and --random-init"
     )
+    triton = p.add_argument_group("Triton")
+    triton.add_argument(
+        "--triton-repo",
+        type=Path,
+        metavar="DIR",
+        help="also write a model repository for the stock Triton server (tritonserver --model-repository DIR) with the verified artifact",
+    )
+    triton.add_argument(
+        "--triton-precision",
+        choices=("fp32", "fp16", "int8"),
+        default="fp32",
+        help="which verified artifact goes into --triton-repo (a TensorRT plan where one passed, else the ONNX file)",
+    )
     gpu = p.add_argument_group("TensorRT")
     add_device(gpu, help="the GPU that builds and runs TensorRT engines; cpu skips them")
     gpu.add_argument("--workspace", type=_gib, default=4.0, metavar="GIB", help="TensorRT builder workspace limit in GiB")
@@ -126,6 +139,8 @@ def _body(args: argparse.Namespace) -> int:
         out=args.out,
         seed=args.seed,
         strict=args.strict,
+        triton_repo=args.triton_repo,
+        triton_precision=args.triton_precision,
         val_data=args.val_data,
         val_images=args.val_images,
         val_count=args.val_count,
@@ -139,6 +154,8 @@ def _body(args: argparse.Namespace) -> int:
     for line in summary_lines(manifest):
         print(line)
     print(f"Artifacts and figures: {result.out / 'export.json'}")
+    if result.triton_repo is not None:
+        print(f"Triton model repository: {result.triton_repo} (how to run it: {result.triton_repo / 'README.md'})")
     if result.status == "failed" or (result.status == "unverified" and opts.strict):
         bad = [a["name"] for a in manifest["artifacts"] if a["passed"] is not True and (a["passed"] is False or opts.strict)]
         what = "not verified (--strict)" if result.status == "unverified" else "FAILED"

@@ -39,6 +39,7 @@ class ExportResult:
     manifest: dict[str, Any]
     status: str  # passed | failed | unverified
     kept_previous: bool  # a failed export left the previous verified export in --out
+    triton_repo: Path | None = None  # the model repository written for the stock Triton server
 
     @property
     def passed(self) -> bool | None:
@@ -256,7 +257,23 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = _log_default) -
             check_target(failed_folder(out), MANIFEST_NAME, "acfd-export output")
         where = stage.commit(failed_folder(out) if kept_previous else None)
     artifacts = [_moved(a, stage.path, where) for a in artifacts]
-    return ExportResult(where, ctx.stem, artifacts, manifest, manifest["status"], kept_previous)
+    result = ExportResult(where, ctx.stem, artifacts, manifest, manifest["status"], kept_previous)
+    if opts.triton_repo is not None and accepted:
+        with timer.step("triton_repo", f"writing the Triton model repository {opts.triton_repo}"):
+            result.triton_repo = write_triton_repository(opts, where)
+    return result
+
+
+def write_triton_repository(opts: ExportOptions, export_dir: Path) -> Path:
+    """The verified artifact (a plan where one passed, else the ONNX file) in a model
+    repository for the stock server, staged and swapped in like the export itself."""
+    from acfd_deploy.serve import choose_artifact, write_model_repository
+
+    assert opts.triton_repo is not None
+    artifact = choose_artifact(export_dir, opts.triton_precision)
+    with staged_folder(Path(opts.triton_repo), "acfd-repository.json", "Triton model repository") as stage:
+        write_model_repository(stage.path, artifact, precision=opts.triton_precision, imgsz=opts.imgsz)
+        return stage.commit()
 
 
 def _moved(artifact: Artifact, old: Path, new: Path) -> Artifact:

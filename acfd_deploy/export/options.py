@@ -30,7 +30,8 @@ class ExportOptions:
     workspace: float = 4.0
     device: str = "auto"  # where TensorRT builds and runs (cuda:N); ONNX Runtime parity runs on the CPU
     out: Path = DEFAULT_OUT
-    triton_repo: Path | None = None
+    triton_repo: Path | None = None  # also write a model repository for the stock Triton server
+    triton_precision: str = "fp32"  # which verified artifact goes into it
     seed: int = 0
     parity_images: int = 4
     calib_limit: int | None = None
@@ -66,11 +67,28 @@ def validate(opts: ExportOptions) -> None:
     device = parse_device(opts.device)
     if opts.engine == "tensorrt" and device.kind == "cpu":
         raise AcfdError("--engine tensorrt builds TensorRT engines on a GPU; --device cpu contradicts it")
-    if opts.triton_repo is not None and Path(opts.triton_repo).absolute() == Path(opts.out).absolute():
-        raise AcfdError("--triton-repo must be another folder than --out")
+    if opts.triton_repo is not None:
+        _validate_triton(opts)
     if opts.engine == "tensorrt":
         from acfd_deploy.export.tensorrt import tensorrt_status
 
         ok, why = tensorrt_status()
         if not ok:
             raise AcfdError(f"--engine tensorrt needs TensorRT and a CUDA GPU: {why}")
+
+
+def _validate_triton(opts: ExportOptions) -> None:
+    """The Triton repository is checked before the (long) export, not after it."""
+    from acfd_deploy.serve import check_repository_dir
+    from acfd_deploy.staging import check_target
+
+    assert opts.triton_repo is not None
+    if Path(opts.triton_repo).absolute() == Path(opts.out).absolute():
+        raise AcfdError("--triton-repo must be another folder than --out")
+    asked = {"fp32": True, "fp16": opts.fp16, "int8": opts.int8}
+    if opts.triton_precision not in asked:
+        raise AcfdError(f"--triton-precision must be fp32, fp16 or int8, got {opts.triton_precision!r}")
+    if not asked[opts.triton_precision]:
+        raise AcfdError(f"--triton-precision {opts.triton_precision} needs --{opts.triton_precision} (that artifact is not exported otherwise)")
+    check_repository_dir(opts.triton_repo)
+    check_target(Path(opts.triton_repo), "acfd-repository.json", "Triton model repository")

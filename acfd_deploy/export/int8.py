@@ -8,7 +8,16 @@ kernels are fast with: measured on this project's CPU (AMD EPYC, AVX-512 VNNI) a
 int8 activations (S8S8) ran only 1.15x faster. TensorRT accepts only signed int8 with
 zero point 0, so :func:`tensorrt_qdq` rewrites the same file's activation Q/DQ pairs to
 symmetric int8 covering the same calibrated range (no recalibration) when an engine is
-built: one calibration, one file, both runtimes."""
+built: one calibration, one file, both runtimes.
+
+OpenVINO gets a placement of its own (``placement="openvino"``): the head's prediction
+convolutions also take int8 inputs and weights, and only their outputs stay fp32 (no
+Q/DQ after them). OpenVINO runs them as int8 convolutions with fp32 output; with the
+ONNX Runtime placement they run in fp32 and took 5-6% of OpenVINO int8's time on the
+paper network (performance counters, 640x640), and OpenVINO int8 went from 245 to 224 ms
+per image there (median of 7 interleaved rounds, batch 1, benchmarks/bench_cpu_backends.py)
+with the same AP50 on the demo model (0.903). ONNX Runtime gains nothing from it (its time
+stayed within noise), and its placement is unchanged."""
 
 from __future__ import annotations
 
@@ -30,6 +39,7 @@ from acfd_deploy.pipeline.io import IMAGE_SUFFIXES
 # Only convolutions (and the ReLUs ONNX Runtime fuses into them) are quantized: Q/DQ
 # around Concat / MaxPool / Add / Mul measured slower on CPU than leaving them in fp32.
 QUANTIZED_OPS = ["Conv", "Relu"]
+PLACEMENTS = ("onnxruntime", "openvino")
 
 
 def calibration_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -82,18 +92,25 @@ class _Reader:
 
 
 def quantize_int8(
-    proto: onnx.ModelProto, images: list[np.ndarray], input_name: str = "images"
+    proto: onnx.ModelProto, images: list[np.ndarray], input_name: str = "images", placement: str = "onnxruntime"
 ) -> tuple[onnx.ModelProto, dict[str, object]]:
-    """Static per-channel INT8 (QDQ) of ``proto``; returns the model and a short report."""
+    """Static per-channel INT8 (QDQ) of ``proto``; returns the model and a short report.
+
+    ``placement``: ``onnxruntime`` (the default: what ``<stem>.int8.onnx`` holds) keeps the
+    head's prediction convolutions in fp32; ``openvino`` quantizes their inputs and weights
+    too and keeps only their outputs in fp32 (see the module docstring)."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not images:
         raise AcfdError("INT8 calibration needs at least one image")
+    if placement not in PLACEMENTS:
+        raise AcfdError(f"unknown int8 placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
     model = onnx.ModelProto.FromString(proto.SerializeToString())
     ensure_node_names(model.graph)
     del model.metadata_props[:]
-    keep_fp32 = tail_nodes(model.graph) + prediction_convs(model.graph)
+    predictions = prediction_convs(model.graph)
+    keep_fp32 = tail_nodes(model.graph) + (predictions if placement == "onnxruntime" else [])
 
     class Reader(_Reader, CalibrationDataReader):
         pass
@@ -127,11 +144,46 @@ def quantize_int8(
             quantized = onnx.load(str(dst))
         finally:
             quiet.setLevel(level)
+    if placement == "openvino":
+        stripped = strip_output_qdq(quantized, predictions)
+        if stripped != len(predictions):
+            raise PrecisionError(f"expected a Q/DQ pair after each of the {len(predictions)} prediction convolutions, found {stripped}")
     onnx.checker.check_model(quantized, full_check=True)
     report = verify_int8(quantized)
     report["calibration_images"] = len(images)
     report["kept_fp32_nodes"] = len(keep_fp32)
+    report["placement"] = placement
     return quantized, report
+
+
+def strip_output_qdq(model: onnx.ModelProto, node_names: list[str]) -> int:
+    """Remove the QuantizeLinear -> DequantizeLinear pair after each named node's first
+    output, in place (its consumers read the float output again); returns how many."""
+    graph = model.graph
+    names = set(node_names)
+    outputs = {n.output[0] for n in graph.node if n.name in names}
+    rename: dict[str, str] = {}
+    drop: list[onnx.NodeProto] = []
+    for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in outputs]:
+        dqs = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == q.output[0]]
+        users = [n for n in graph.node if q.output[0] in n.input and n not in dqs]
+        if not dqs or users or any(o.name == q.output[0] for o in graph.output):
+            continue  # the quantized tensor is used for more than dequantizing it: keep
+        rename.update({dq.output[0]: q.input[0] for dq in dqs})
+        drop += [q, *dqs]
+    if any(o.name in rename for o in graph.output):
+        raise ValueError("a graph output is a dequantized prediction; it cannot be rewired")
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    for node in drop:
+        graph.node.remove(node)
+    used = {i for n in graph.node for i in n.input}
+    keep = [t for t in graph.initializer if t.name in used or t.name in {i.name for i in graph.input}]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return sum(1 for n in drop if n.op_type == "QuantizeLinear")
 
 
 def verify_int8(proto: onnx.ModelProto) -> dict[str, object]:

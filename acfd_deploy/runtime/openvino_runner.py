@@ -1,0 +1,414 @@
+"""OpenVINO runner (CPU): acfd ONNX files (fp32, int8 Q/DQ) and OpenVINO IR (``.xml`` + ``.bin``).
+
+The inference precision is always pinned and read back. OpenVINO's CPU plugin runs
+floating-point layers in bf16 by default wherever the CPU has native bf16 (AVX512_BF16,
+AMX), so an unpinned "fp32" run is silently a bf16 run: a parity check would test
+something else than it says. Here ``INFERENCE_PRECISION_HINT`` is f32 unless bf16 is
+asked for, and the hint the compiled model reports is kept in ``inference_precision``.
+
+The model stays dynamic (batch, height, width) by default: OpenVINO's CPU plugin runs
+dynamic shapes natively; the first call at a new shape costs about 30 ms more on the paper
+network (kernels are prepared per shape and kept), none after. ``static_shapes=True``
+compiles the model once per input shape instead (about 0.5-1 s each, the last
+``STATIC_CACHE`` shapes kept), which measured 3-5% faster per call at 640x640.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import Counter, OrderedDict, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acfd_deploy.errors import AcfdError
+
+MODES = ("latency", "throughput")
+STATIC_CACHE = 4  # compiled shapes kept with static_shapes=True
+# what the runner may be asked for; "fp32"/"int8" must agree with the artifact
+_PRECISIONS = ("fp32", "bf16", "int8", "fp16")
+_HINTS = {"f32": "f32", "bf16": "bf16", "float32": "f32", "bfloat16": "bf16", "f16": "f16", "float16": "f16"}
+IR_RT_SECTION = "acfd"  # rt_info section of an IR that holds the ONNX metadata (export/openvino.py)
+
+
+def _import_ov():  # noqa: ANN202
+    try:
+        import openvino as ov
+    except ImportError:
+        raise AcfdError("OpenVINO is not installed: pip install 'acfd-deploy[openvino]'") from None
+    return ov
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    """OpenVINO's message without its C++ source locations (``Exception from src/...cpp:84:``,
+    ``Check '...' failed at src/...hpp:149:``), on one line."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"Exception from \S+:\d+:\s*", "", text)
+    text = re.sub(r"Check '.*?' failed at \S+:\d+:\s*", "", text)
+    return (text.strip() or type(exc).__name__)[:limit]
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_supports_bf16() -> tuple[bool, str]:
+    """Whether this CPU runs bf16 natively (AVX512_BF16 or AMX-BF16) and OpenVINO's CPU
+    plugin offers bf16, with the reason either way (for skip messages and tables).
+
+    Emulated bf16 (plain AVX-512) is slower than f32 and rounds differently, so it counts
+    as "no": a bf16 figure or parity check only means something where it is native."""
+    try:
+        import openvino as ov
+
+        caps = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception as exc:  # not installed, or no CPU plugin
+        return False, f"OpenVINO's CPU plugin is not available ({_one_line(exc, 80)})"
+    flags = cpu_flags()
+    native = [name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512_BF16")) if flag in flags]
+    if "BF16" not in caps:
+        return False, f"OpenVINO's CPU plugin offers no bf16 here (capabilities: {', '.join(caps)})"
+    if not flags:
+        return True, "OpenVINO's CPU plugin offers BF16 (CPU flags not readable to confirm native support)"
+    if not native:
+        return False, "the CPU has neither AVX512_BF16 nor AMX-BF16 (bf16 would be emulated)"
+    return True, f"native bf16: {', '.join(native)} (OpenVINO CPU capabilities include BF16)"
+
+
+def read_model(path: Path) -> Any:
+    """The model in a file, ready for any input size the ONNX accepts: an IR as it is, an
+    ONNX file through ``openvino.convert_model``; then ceil-mode max-pools are rewritten
+    (:func:`pad_ceil_maxpools`).
+
+    ``convert_model``, not ``Core.read_model``, for ONNX: it runs OpenVINO's graph
+    transformations with constant folding. Measured with OpenVINO 2026.4.1, a Q/DQ int8
+    file read with ``Core.read_model`` and compiled with dynamic height and width gives
+    wrong outputs on the CPU (no reference detection found again), while the same file
+    through ``convert_model`` (or reshaped to a static size) matches ONNX Runtime."""
+    ov = _import_ov()
+    from openvino.frontend import FrontEndManager
+
+    is_onnx = path.suffix.lower() == ".onnx"
+    # asked first, so that a bad file is not handed to every other frontend in turn
+    # (TensorFlow's prints parse errors to stderr)
+    kind = "onnx" if is_onnx else "ir"
+    if not FrontEndManager().load_by_framework(kind).supported(str(path)):
+        what = "an ONNX model" if is_onnx else "an OpenVINO IR"
+        raise AcfdError(f"OpenVINO cannot read {path} (not {what} it can parse)")
+    try:
+        model = ov.convert_model(str(path)) if is_onnx else ov.Core().read_model(str(path))
+    except Exception as exc:
+        raise AcfdError(f"OpenVINO cannot read {path} ({_one_line(exc)})") from None
+    pad_ceil_maxpools(model)
+    return model
+
+
+def pad_ceil_maxpools(model: Any) -> int:
+    """Rewrite every ceil-mode MaxPool (kernel k >= stride s, no padding) as floor mode
+    with ``s - 1`` pixels of end padding, in place; returns how many were rewritten.
+
+    The network downsamples with MaxPool(3, 2, ceil_mode=True), which PyTorch and ONNX
+    Runtime apply to a 2-pixel map (one output), but OpenVINO's shape inference refuses a
+    kernel larger than its input: inputs with a side of about 125..191 pixels (acfd-tiny)
+    fail at run time. Both forms give ``ceil((n - k) / s) + 1`` outputs for every n, and
+    max-pool padding is never selected, so the outputs are the same (tested against ONNX
+    Runtime at several sizes, tests/test_openvino.py)."""
+    count = 0
+    for op in model.get_ops():
+        if op.get_type_name() != "MaxPool":
+            continue
+        attrs = op.get_attributes()
+        kernel, strides = list(attrs.get("kernel", [])), list(attrs.get("strides", []))
+        if (
+            attrs.get("rounding_type") in ("ceil", "ceil_torch")
+            and attrs.get("auto_pad") in ("explicit", "notset")
+            and not any(attrs.get("pads_begin", [])) and not any(attrs.get("pads_end", []))
+            and kernel and len(kernel) == len(strides) and all(k >= s for k, s in zip(kernel, strides))
+            and all(d == 1 for d in attrs.get("dilations", [1] * len(kernel)))
+        ):  # fmt: skip
+            op.set_attribute("pads_end", [s - 1 for s in strides])
+            op.set_attribute("rounding_type", "floor")
+            count += 1
+    if count:
+        model.validate_nodes_and_infer_types()
+    return count
+
+
+def _rt_value(model: Any, section: str, key: str) -> str | None:
+    try:
+        if model.has_rt_info([section, key]):
+            return str(model.get_rt_info([section, key]).astype(str))
+    except Exception:
+        return None
+    return None
+
+
+def _constant_types(model: Any) -> set[str]:
+    return {op.get_element_type().get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant"}
+
+
+def artifact_precision(model: Any) -> str:
+    """``fp32``/``fp16``/``int8`` of the artifact: the ``precision`` metadata acfd-export
+    writes (an IR's rt_info section ``acfd``; ``convert_model`` puts an ONNX file's
+    metadata_props in the section ``framework``), else what the graph holds: a Q/DQ
+    model has FakeQuantize ops or 8-bit weights, an fp16 one fp16 weights."""
+    for section in (IR_RT_SECTION, "framework"):
+        value = _rt_value(model, section, "precision")
+        if value in ("fp32", "fp16", "int8"):
+            return value
+    types = _constant_types(model)
+    if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()) or types & {"i8", "u8"}:
+        return "int8"
+    return "fp16" if "f16" in types else "fp32"
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    """One executed layer from OpenVINO's performance counters."""
+
+    name: str
+    node_type: str  # OpenVINO op (Convolution, Concat, FakeQuantize, ...)
+    exec_type: str  # kernel (brgconv_avx512_core_vnni_I8, jit_avx512_f32, ...)
+    ms: float
+
+    @property
+    def precision(self) -> str:
+        """The kernel's precision, from the suffix of its name (``..._I8``, ``..._f32``)."""
+        tail = self.exec_type.rsplit("_", 1)[-1].lower()
+        return {"i8": "int8", "u8": "int8", "f32": "fp32", "bf16": "bf16", "f16": "fp16", "i32": "int32", "i64": "int64"}.get(tail, tail)
+
+
+class OpenVinoRunner:
+    """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])`` with
+    OpenVINO on the CPU.
+
+    ``precision``: ``None`` runs the artifact as it is (fp32, or int8 for a Q/DQ file) with
+    floating-point layers pinned to f32; ``"bf16"`` runs those layers in bf16 (an int8
+    file stays int8, its fp32 rest becomes bf16). ``mode``: ``latency`` (one stream, all
+    threads on one request) or ``throughput`` (several streams; ``infer`` splits a batch
+    into sub-batches run concurrently). ``threads``: ``None`` uses all cores.
+    ``static_shapes``: compile once per input shape (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        device: str = "cpu",
+        precision: str | None = None,
+        threads: int | None = None,
+        mode: str = "latency",
+        name: str | None = None,
+        profile: bool = False,
+        static_shapes: bool = False,
+    ) -> None:
+        ov = _import_ov()
+        if str(device).lower() != "cpu":
+            raise AcfdError(f"the OpenVINO runner supports device 'cpu' only, not {device!r}")
+        if mode not in MODES:
+            raise AcfdError(f"unknown OpenVINO mode {mode!r}; choose from {', '.join(MODES)}")
+        if precision is not None and precision not in _PRECISIONS:
+            raise AcfdError(f"unknown precision {precision!r} for OpenVINO; choose from fp32, bf16, int8")
+        if threads is not None and threads < 1:
+            raise AcfdError(f"threads must be at least 1, got {threads}")
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in (".onnx", ".xml"):
+            raise AcfdError(f"OpenVINO reads .onnx files and IR (.xml with its .bin), not {self.path.name}")
+        if not self.path.is_file():
+            raise AcfdError(f"{'ONNX file' if suffix == '.onnx' else 'OpenVINO IR'} not found: {self.path}")
+        if suffix == ".xml" and not self.path.with_suffix(".bin").is_file():
+            raise AcfdError(f"OpenVINO IR {self.path} has no weights file beside it ({self.path.with_suffix('.bin').name} is missing)")
+        self.core = ov.Core()
+        model = read_model(self.path)
+        self._check_io(model)
+        self.artifact_precision = artifact_precision(model)
+        if precision in ("fp32", "int8", "fp16") and precision != self.artifact_precision:
+            raise AcfdError(
+                f"{self.path.name} is a {self.artifact_precision} artifact, not {precision} "
+                "(OpenVINO runs a file in its own precision; only bf16 may be asked for on top)"
+            )
+        want_bf16 = precision == "bf16"
+        if want_bf16:
+            ok, why = cpu_supports_bf16()
+            if not ok:
+                raise AcfdError(f"bf16 was asked for, but {why}")
+        self.mode = mode
+        self.threads = threads
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": "bf16" if want_bf16 else "f32",
+            "PERFORMANCE_HINT": mode.upper(),
+            # ACCURACY would also pin precision, but per layer OpenVINO may still pick
+            # other kernels; the explicit hint is what we state and read back
+            "EXECUTION_MODE_HINT": "PERFORMANCE",
+        }
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        if profile:
+            config["PERF_COUNT"] = True
+        self.config = dict(config)
+        try:
+            self.compiled = self.core.compile_model(model, "CPU", config)
+        except Exception as exc:
+            raise AcfdError(f"OpenVINO cannot compile {self.path} for the CPU ({_one_line(exc)})") from None
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.inference_precision = _HINTS.get(getattr(hint, "get_type_name", lambda: str(hint))(), str(hint))
+        if self.inference_precision != ("bf16" if want_bf16 else "f32"):
+            raise AcfdError(
+                f"OpenVINO compiled {self.path.name} with inference precision {self.inference_precision}, not the one asked for"
+            )
+        self.streams = int(self.compiled.get_property("NUM_STREAMS"))
+        self.compiled_threads = int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
+        self.num_requests = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))) if mode == "throughput" else 1
+        self.precision = "bf16" if want_bf16 and self.artifact_precision != "int8" else self.artifact_precision
+        mixed = "-bf16" if want_bf16 and self.precision != "bf16" else ""  # int8 convolutions, bf16 for the rest
+        self.name = name or f"openvino-cpu-{self.precision}{mixed}"
+        self._requests = [self.compiled.create_infer_request() for _ in range(self.num_requests)]
+        self._lock = threading.Lock()  # infer requests are not shareable between threads
+        self.static_shapes = static_shapes
+        self._model = model if static_shapes else None
+        self._static: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+
+    def _request_for(self, shape: tuple[int, ...], index: int = 0) -> Any:
+        """The infer request to run ``shape`` on: the dynamic model's, or (static_shapes)
+        that of a model compiled for exactly this shape, compiled on first sight."""
+        if self._model is None:
+            return self._requests[index]
+        if shape not in self._static:
+            model = self._model.clone()
+            model.reshape(list(shape))
+            try:
+                compiled = self.core.compile_model(model, "CPU", self.config)
+            except Exception as exc:
+                raise AcfdError(f"OpenVINO cannot compile {self.path.name} for input {list(shape)} ({_one_line(exc)})") from None
+            self._static[shape] = [compiled.create_infer_request() for _ in range(self.num_requests)]
+            while len(self._static) > STATIC_CACHE:
+                self._static.popitem(last=False)
+        self._static.move_to_end(shape)
+        return self._static[shape][index]
+
+    @staticmethod
+    def _check_io(model: Any) -> None:
+        inputs = [i.get_any_name() for i in model.inputs]
+        outputs = [o.get_any_name() for o in model.outputs]
+        if len(inputs) != 1 or sorted(outputs) != ["boxes", "scores"]:
+            raise AcfdError(f"not an acfd model: inputs {inputs}, outputs {outputs} (expected one image input, boxes and scores)")
+
+    def describe(self) -> dict[str, Any]:
+        """What was compiled, for tables and manifests."""
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "artifact_precision": self.artifact_precision,
+            "precision": self.precision,
+            "inference_precision_hint": self.inference_precision,
+            "mode": self.mode,
+            "streams": self.streams,
+            "threads": self.compiled_threads,
+            "infer_requests": self.num_requests,
+            "static_shapes": self.static_shapes,
+            "openvino": _import_ov().get_version(),
+        }
+
+    def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise AcfdError(f"images must be [B,3,H,W], got shape {images.shape}")
+        with self._lock:
+            if self.num_requests == 1 or images.shape[0] == 1:
+                return self._run(images)
+            return self._run_parallel(images)
+
+    def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        request = self._request_for(images.shape)
+        try:
+            request.infer({0: images})
+        except RuntimeError as exc:  # e.g. an input below the network's minimum size
+            raise AcfdError(f"OpenVINO failed on input {list(images.shape)} ({_one_line(exc)})") from None
+        return _outputs(request)
+
+    def _run_parallel(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sub-batches on all infer requests at once (one per stream): the throughput
+        mode's streams only work when several requests are in flight."""
+        chunks = np.array_split(images, min(self.num_requests, images.shape[0]))
+        results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(chunks)
+        errors: list[BaseException] = []
+        requests = [self._request_for(chunk.shape, i) for i, chunk in enumerate(chunks)]
+        for request, chunk in zip(requests, chunks):
+            request.start_async({0: np.ascontiguousarray(chunk)})
+        for i, request in enumerate(requests):
+            try:
+                request.wait()
+                results[i] = _outputs(request)
+            except BaseException as exc:  # wait for every request before raising
+                errors.append(exc)
+        if errors:
+            if isinstance(errors[0], RuntimeError):
+                raise AcfdError(f"OpenVINO failed on input {list(images.shape)} ({_one_line(errors[0])})") from None
+            raise errors[0]
+        boxes = np.concatenate([r[0] for r in results if r is not None])
+        scores = np.concatenate([r[1] for r in results if r is not None])
+        return boxes, scores
+
+    def profile(self, images: np.ndarray) -> list[LayerTime]:
+        """Per-layer times of one inference (needs ``profile=True``; latency mode)."""
+        if not self.config.get("PERF_COUNT"):
+            raise AcfdError("per-layer times need OpenVinoRunner(..., profile=True)")
+        with self._lock:
+            request = self._request_for(images.shape)
+            request.infer({0: np.ascontiguousarray(images, dtype=np.float32)})
+            info = request.get_profiling_info()
+        return [
+            LayerTime(p.node_name, p.node_type, p.exec_type, p.real_time.total_seconds() * 1e3)
+            for p in info
+            if str(p.status).endswith("EXECUTED") and not str(p.status).endswith("NOT_EXECUTED")
+        ]
+
+
+def _outputs(request: Any) -> tuple[np.ndarray, np.ndarray]:
+    boxes = request.get_tensor("boxes").data
+    scores = request.get_tensor("scores").data
+    return np.array(boxes, dtype=np.float32), np.array(scores, dtype=np.float32)
+
+
+def layer_breakdown(layers: list[LayerTime]) -> dict[str, Any]:
+    """Time by kernel precision and by (op type, precision), largest first: where an int8
+    model still spends time in fp32, and on what."""
+    total = sum(layer.ms for layer in layers) or 1.0
+    by_precision: dict[str, float] = defaultdict(float)
+    by_type: dict[tuple[str, str], float] = defaultdict(float)
+    count: Counter[tuple[str, str]] = Counter()
+    for layer in layers:
+        by_precision[layer.precision] += layer.ms
+        by_type[(layer.node_type, layer.precision)] += layer.ms
+        count[(layer.node_type, layer.precision)] += 1
+    return {
+        "total_ms": round(total, 2),
+        "by_precision": {
+            k: {"ms": round(v, 2), "share": round(v / total, 3)} for k, v in sorted(by_precision.items(), key=lambda kv: -kv[1])
+        },
+        "by_type": [
+            {"type": t, "precision": p, "layers": count[(t, p)], "ms": round(v, 2), "share": round(v / total, 3)}
+            for (t, p), v in sorted(by_type.items(), key=lambda kv: -kv[1])
+        ],
+    }
+
+
+def format_breakdown(breakdown: dict[str, Any], top: int = 15) -> str:
+    lines = [f"total {breakdown['total_ms']:.1f} ms (sum of layer times)"]
+    lines.append(
+        "by kernel precision: " + ", ".join(f"{k} {v['ms']:.1f} ms ({v['share']:.0%})" for k, v in breakdown["by_precision"].items())
+    )
+    lines.append(f"{'op type':<22} {'precision':<9} {'layers':>6} {'ms':>8} {'share':>6}")
+    for row in breakdown["by_type"][:top]:
+        lines.append(f"{row['type']:<22} {row['precision']:<9} {row['layers']:>6} {row['ms']:>8.2f} {row['share']:>6.1%}")
+    return "\n".join(lines)

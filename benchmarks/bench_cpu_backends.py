@@ -50,13 +50,9 @@ from acfd_deploy.export.int8 import load_calibration, quantize_int8  # noqa: E40
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata, simplify_if_equal  # noqa: E402
 from acfd_deploy.export.openvino import write_ir  # noqa: E402
 from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner  # noqa: E402
-from acfd_deploy.runtime.openvino_runner import (  # noqa: E402
-    OpenVinoRunner,
-    cpu_flags,
-    cpu_supports_bf16,
-    format_breakdown,
-    layer_breakdown,
-)
+from acfd_deploy.runtime.openvino_model import cpu_flags, cpu_supports_bf16  # noqa: E402
+from acfd_deploy.runtime.openvino_profile import format_breakdown, layer_breakdown  # noqa: E402
+from acfd_deploy.runtime.openvino_runner import OpenVinoRunner  # noqa: E402
 from acfd_deploy.runtime.torch_runner import TorchRunner  # noqa: E402
 
 MODELS = {

@@ -14,13 +14,16 @@ import pytest
 pytest.importorskip("openvino")
 
 import acfd_deploy  # noqa: E402
-from acfd_deploy import parity  # noqa: E402
+from acfd_deploy.verify import compare as parity  # noqa: E402
+from acfd_deploy.verify.rules import FP16_MIN_MATCH, FP32_TOL  # noqa: E402
 from acfd_deploy.data.synth import synthetic_batch  # noqa: E402
 from acfd_deploy.errors import AcfdError  # noqa: E402
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata  # noqa: E402
 from acfd_deploy.export.openvino import constant_types, read_ir_metadata, write_ir  # noqa: E402
 from acfd_deploy.runtime.base import Runner  # noqa: E402
-from acfd_deploy.runtime.openvino_runner import OpenVinoRunner, cpu_supports_bf16, layer_breakdown  # noqa: E402
+from acfd_deploy.runtime.openvino_model import cpu_supports_bf16  # noqa: E402
+from acfd_deploy.runtime.openvino_profile import layer_breakdown  # noqa: E402
+from acfd_deploy.runtime.openvino_runner import OpenVinoRunner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "models" / "acfd-tiny-demo.pth"
@@ -83,7 +86,7 @@ def test_shapes_change_between_calls(files: dict[str, Path]) -> None:
     runner, ort = OpenVinoRunner(files["fp32_ir"]), OnnxRuntimeRunner(files["fp32"], providers=["CPUExecutionProvider"])
     for batch, h, w in [(1, 200, 264), (3, 160, 416), (1, 130, 141), (1, 200, 264)]:
         x = synthetic_batch(batch, h, w, seed=h)
-        assert parity.tensor_diff(ort.infer(x), runner.infer(x)).ok()
+        assert parity.tensor_diff(ort.infer(x), runner.infer(x)).ok(FP32_TOL, FP32_TOL)
 
 
 def test_static_shapes_compile_per_shape(files: dict[str, Path]) -> None:
@@ -93,7 +96,7 @@ def test_static_shapes_compile_per_shape(files: dict[str, Path]) -> None:
     shapes = [(1, 200, 264), (2, 160, 416), (1, 200, 264)] + [(1, 160 + 8 * i, 224) for i in range(openvino_runner.STATIC_CACHE)]
     for batch, h, w in shapes:
         x = synthetic_batch(batch, h, w, seed=h)
-        assert parity.tensor_diff(dynamic.infer(x), static.infer(x)).ok()
+        assert parity.tensor_diff(dynamic.infer(x), static.infer(x)).ok(FP32_TOL, FP32_TOL)
     assert len(static._static) == openvino_runner.STATIC_CACHE and static.describe()["static_shapes"]
 
 
@@ -103,7 +106,7 @@ def test_throughput_mode_splits_a_batch_over_streams(files: dict[str, Path], ort
     assert runner.mode == "throughput" and runner.num_requests >= 1
     boxes, scores = runner.infer(images)
     assert boxes.shape[0] == 3
-    assert parity.tensor_diff(ort_outputs["fp32"], (boxes[:2], scores[:2])).ok()
+    assert parity.tensor_diff(ort_outputs["fp32"], (boxes[:2], scores[:2])).ok(FP32_TOL, FP32_TOL)
 
 
 def test_bf16_finds_the_reference_detections_again(files: dict[str, Path], images: np.ndarray, ort_outputs: dict) -> None:
@@ -113,7 +116,7 @@ def test_bf16_finds_the_reference_detections_again(files: dict[str, Path], image
     runner = OpenVinoRunner(files["fp32_ir"], precision="bf16")
     assert (runner.precision, runner.inference_precision, runner.name) == ("bf16", "bf16", "openvino-cpu-bf16")
     match = parity.detection_match(ort_outputs["fp32"], runner.infer(images))
-    assert match.reference > 50 and match.rate >= parity.FP16_MIN_MATCH, match
+    assert match.reference > 50 and match.rate >= FP16_MIN_MATCH, match
 
 
 @pytest.mark.parametrize("kind", ["int8", "int8_ir"])

@@ -166,8 +166,8 @@ def test_a_registered_backend_is_reached_by_suffix_scheme_and_name(fake_backend:
     model.write_bytes(b"x")
     runner = load_runner(model, device="cpu", threads=3)
     assert runner.name == "fake" and fake_backend[-1] == (model, {"device": Device("cpu"), "threads": 3})
-    load_runner("fake://server:8000/acfd")
-    assert fake_backend[-1] == ("fake://server:8000/acfd", {"device": Device("auto")})
+    load_runner("fake://server:8000/acfd", device="cpu")
+    assert fake_backend[-1] == ("fake://server:8000/acfd", {"device": Device("cpu")})
     with pytest.raises(AcfdError, match="the fake backend runs on cpu only"):
         load_runner(model, device="cuda")
     # a second backend for .onnx is reached by name; the first registered stays the default

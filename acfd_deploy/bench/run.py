@@ -74,14 +74,11 @@ def collect_targets(opts: BenchOptions, torch_opts: TorchOptions) -> tuple[list[
         targets += found
         reference = reference or ref
     for model in opts.models:
-        new = targets_for(model, torch_opts)
+        backend = _backend_for(model, opts.backend)
+        options = {"precision": "bf16"} if opts.precision == "bf16" and backend == "openvino" else None
+        new = targets_for(model, torch_opts, backend, options)
         targets += new
-        if (
-            reference is None
-            and not is_url(model)
-            and backend_for(model).name == "torch"
-            and any("training graph" in t.artifact for t in new)
-        ):
+        if reference is None and not is_url(model) and backend_for(model).name == "torch" and any("training graph" in t.artifact for t in new):
             reference = Path(model)
     if opts.backend:
         targets = [t for t in targets if t.backend == opts.backend]
@@ -92,6 +89,19 @@ def collect_targets(opts: BenchOptions, torch_opts: TorchOptions) -> tuple[list[
             "nothing to benchmark: give --model PATH... or --export-dir DIR (after --backend/--precision filters, none is left)"
         )
     return targets, reference
+
+
+def _backend_for(model: str, wanted: str | None) -> str | None:
+    """``--backend`` where it can run the model (OpenVINO also reads .onnx), else the
+    model's default backend (the filter then decides)."""
+    from acfd_deploy.runtime.registry import backend_for
+
+    if wanted is None:
+        return None
+    try:
+        return backend_for(model, wanted).name
+    except AcfdError:
+        return None
 
 
 def _progress(targets: list[Target], enabled: bool) -> Any:

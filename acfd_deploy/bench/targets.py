@@ -25,7 +25,11 @@ class Target:
 
     @property
     def size_mb(self) -> float | None:
-        return self.path.stat().st_size / 1e6 if self.path and self.path.is_file() else None
+        """The artifact's size on disk (an OpenVINO IR's weights file included)."""
+        if self.path is None or not self.path.is_file():
+            return None
+        weights = self.path.with_suffix(".bin") if self.path.suffix == ".xml" else None
+        return (self.path.stat().st_size + (weights.stat().st_size if weights and weights.is_file() else 0)) / 1e6
 
 
 @dataclass(frozen=True)

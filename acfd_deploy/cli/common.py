@@ -121,6 +121,12 @@ def add_model(parser: argparse.ArgumentParser, help: str, **kwargs: Any) -> None
     parser.add_argument("--model", metavar="PATH", help=help, **kwargs)
 
 
+def backend_names() -> list[str]:
+    from acfd_deploy.runtime.registry import backends
+
+    return [b.name for b in backends()]
+
+
 def model_help(default_demo: bool) -> str:
     from acfd_deploy.runtime.registry import backends
 
@@ -189,6 +195,9 @@ def add_pipeline_args(parser: argparse.ArgumentParser, model_required: bool = Fa
 
     group = parser.add_argument_group("model and pipeline")
     group.add_argument("--model", metavar="PATH|URL", required=model_required, help=model_help(default_demo and not model_required))
+    group.add_argument(
+        "--backend", choices=backend_names(), help="run the model with this backend where several read it (OpenVINO also reads .onnx)"
+    )
     scale = group.add_mutually_exclusive_group()
     scale.add_argument("--ms-test", action="store_true", help="the paper's multi-scale test: 480x645, 640x860 and 800x1075, merged")
     add_imgsz(scale, DEFAULT_SCALE, "single test scale (the paper's middle one)")
@@ -212,6 +221,11 @@ def detector_from_args(args: argparse.Namespace, prog: str) -> Any:
 
         args.model = str(demo_weights())
         print(f"{prog}: no --model given: using the bundled demo model (acfd-tiny, trained on synthetic faces only)", file=sys.stderr)
+    from acfd_deploy.runtime.registry import backend_for
+
     scales = MS_TEST_SCALES if args.ms_test else (tuple(args.imgsz),)
     config = DetectorConfig(scales=scales, keep_ratio=args.keep_ratio, batch_size=args.batch)
-    return Detector.from_model(args.model, config, device=args.device)
+    backend = backend_for(args.model, getattr(args, "backend", None))
+    # OpenVINO's throughput mode runs a batch's images on parallel streams: batch work gains
+    options = {"mode": "throughput"} if backend.name == "openvino" and args.batch > 1 else {}
+    return Detector.from_model(args.model, config, device=args.device, backend=backend.name, **options)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.runtime.openvino_runner import IR_RT_SECTION, _import_ov, _one_line, read_model
+from acfd_deploy.runtime.openvino_model import IR_RT_SECTION, _import_ov, _one_line, ir_metadata, read_ir_metadata, read_model
 
 
 def constant_types(model: Any) -> Counter[str]:
@@ -86,21 +86,3 @@ def write_ir(
     return xml_path, bin_path
 
 
-def read_ir_metadata(xml_path: str | os.PathLike[str]) -> dict[str, str]:
-    """The metadata :func:`write_ir` stored in the IR's rt_info (empty if there is none)."""
-    ov = _import_ov()
-    xml_path = Path(xml_path)
-    if not xml_path.is_file():
-        raise AcfdError(f"OpenVINO IR not found: {xml_path}")
-    try:
-        model = ov.Core().read_model(str(xml_path))
-    except Exception as exc:
-        raise AcfdError(f"OpenVINO cannot read {xml_path} ({_one_line(exc)})") from None
-    return ir_metadata(model)
-
-
-def ir_metadata(model: Any) -> dict[str, str]:
-    if not model.has_rt_info([IR_RT_SECTION]):
-        return {}
-    section = model.get_rt_info()[IR_RT_SECTION]
-    return {str(k): str(v.astype(str)) for k, v in dict(section).items()}

@@ -69,6 +69,11 @@ def validate(opts: ExportOptions) -> None:
         raise AcfdError("--engine tensorrt builds TensorRT engines on a GPU; --device cpu contradicts it")
     if opts.triton_repo is not None:
         _validate_triton(opts)
+    if opts.openvino:
+        import importlib.util
+
+        if importlib.util.find_spec("openvino") is None:
+            raise AcfdError("--openvino needs OpenVINO: pip install 'acfd-deploy[openvino]'")
     if opts.engine == "tensorrt":
         from acfd_deploy.export.tensorrt import tensorrt_status
 

@@ -171,6 +171,44 @@ def build_tensorrt(precision: str) -> Callable[[ExportContext], list[Artifact]]:
     return build
 
 
+def build_openvino(ctx: ExportContext) -> list[Artifact]:
+    """OpenVINO IR of the fp32 ONNX, run in f32 and, where the CPU has native bf16, in bf16
+    (the same files, another inference precision: OpenVINO's bf16 is a runtime setting)."""
+    from acfd_deploy.export.openvino import write_ir
+    from acfd_deploy.runtime.openvino_model import cpu_supports_bf16
+
+    files = list(write_ir(ctx.onnx_files["fp32"], ctx.file(".xml")))
+    artifacts = [Artifact("OpenVINO fp32", "openvino", "openvino", "fp32", files)]
+    native, why = cpu_supports_bf16()
+    ctx.notes["openvino_bf16"] = why
+    if native:
+        artifacts.append(Artifact("OpenVINO bf16", "openvino", "openvino", "bf16", files, runner_options={"precision": "bf16"}))
+    else:
+        ctx.log(f"    OpenVINO bf16: skipped ({why})")
+    return artifacts
+
+
+def build_openvino_int8(ctx: ExportContext) -> list[Artifact]:
+    """OpenVINO IR of an int8 Q/DQ graph quantized for OpenVINO: the same calibration, with
+    the head's prediction convolutions quantized too (OpenVINO runs them in int8, where
+    ONNX Runtime's placement keeps them fp32; see export/int8.py). The intermediate ONNX
+    is not kept: ``<stem>.int8.onnx`` stays ONNX Runtime's."""
+    import tempfile
+
+    from acfd_deploy.export.int8 import quantize_int8
+    from acfd_deploy.export.onnx_export import save_onnx, set_metadata
+    from acfd_deploy.export.openvino import write_ir
+
+    q, report = quantize_int8(ctx.fp32_proto, ctx.calib_images, placement="openvino")
+    ctx.notes["openvino_int8"] = report
+    extra = {"calibration": f"static MinMax, {len(ctx.calib_images)} images", "placement": "openvino (prediction convolutions in int8)"}
+    set_metadata(q, ctx.metadata("int8", extra))
+    with tempfile.TemporaryDirectory(prefix="acfd-ov-int8-") as tmp:
+        onnx_path = save_onnx(q, Path(tmp) / f"{ctx.stem}.int8.openvino.onnx")
+        files = list(write_ir(onnx_path, ctx.file(".int8.xml")))
+    return [Artifact("OpenVINO int8", "openvino", "openvino", "int8", files)]
+
+
 def plan_steps(opts: ExportOptions, build_trt: bool) -> list[Step]:
     """The steps this export runs, in order (each artifact is verified right after it is built)."""
     steps = [
@@ -184,4 +222,8 @@ def plan_steps(opts: ExportOptions, build_trt: bool) -> list[Step]:
     if build_trt:
         precisions = ["fp32"] + (["fp16"] if opts.fp16 else []) + (["int8"] if opts.int8 else [])
         steps += [Step(f"tensorrt_{p}", f"building TensorRT {p} engine", build_tensorrt(p)) for p in precisions]
+    if opts.openvino:
+        steps.append(Step("openvino", "writing OpenVINO IR (fp32 weights, metadata in rt_info)", build_openvino))
+        if opts.int8:
+            steps.append(Step("openvino_int8", "quantizing for OpenVINO and writing its int8 IR", build_openvino_int8))
     return steps

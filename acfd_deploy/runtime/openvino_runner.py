@@ -16,177 +16,22 @@ compiles the model once per input shape instead (about 0.5-1 s each, the last
 from __future__ import annotations
 
 import os
-import re
 import threading
-from collections import Counter, OrderedDict, defaultdict
-from dataclasses import dataclass
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.openvino_model import _import_ov, _one_line, artifact_precision, cpu_supports_bf16, read_model
+from acfd_deploy.runtime.openvino_profile import LayerTime
 
 MODES = ("latency", "throughput")
 STATIC_CACHE = 4  # compiled shapes kept with static_shapes=True
 # what the runner may be asked for; "fp32"/"int8" must agree with the artifact
 _PRECISIONS = ("fp32", "bf16", "int8", "fp16")
 _HINTS = {"f32": "f32", "bf16": "bf16", "float32": "f32", "bfloat16": "bf16", "f16": "f16", "float16": "f16"}
-IR_RT_SECTION = "acfd"  # rt_info section of an IR that holds the ONNX metadata (export/openvino.py)
-
-
-def _import_ov():  # noqa: ANN202
-    try:
-        import openvino as ov
-    except ImportError:
-        raise AcfdError("OpenVINO is not installed: pip install 'acfd-deploy[openvino]'") from None
-    return ov
-
-
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    """OpenVINO's message without its C++ source locations (``Exception from src/...cpp:84:``,
-    ``Check '...' failed at src/...hpp:149:``), on one line."""
-    text = " ".join(str(exc).split())
-    text = re.sub(r"Exception from \S+:\d+:\s*", "", text)
-    text = re.sub(r"Check '.*?' failed at \S+:\d+:\s*", "", text)
-    return (text.strip() or type(exc).__name__)[:limit]
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_supports_bf16() -> tuple[bool, str]:
-    """Whether this CPU runs bf16 natively (AVX512_BF16 or AMX-BF16) and OpenVINO's CPU
-    plugin offers bf16, with the reason either way (for skip messages and tables).
-
-    Emulated bf16 (plain AVX-512) is slower than f32 and rounds differently, so it counts
-    as "no": a bf16 figure or parity check only means something where it is native."""
-    try:
-        import openvino as ov
-
-        caps = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    except Exception as exc:  # not installed, or no CPU plugin
-        return False, f"OpenVINO's CPU plugin is not available ({_one_line(exc, 80)})"
-    flags = cpu_flags()
-    native = [name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512_BF16")) if flag in flags]
-    if "BF16" not in caps:
-        return False, f"OpenVINO's CPU plugin offers no bf16 here (capabilities: {', '.join(caps)})"
-    if not flags:
-        return True, "OpenVINO's CPU plugin offers BF16 (CPU flags not readable to confirm native support)"
-    if not native:
-        return False, "the CPU has neither AVX512_BF16 nor AMX-BF16 (bf16 would be emulated)"
-    return True, f"native bf16: {', '.join(native)} (OpenVINO CPU capabilities include BF16)"
-
-
-def read_model(path: Path) -> Any:
-    """The model in a file, ready for any input size the ONNX accepts: an IR as it is, an
-    ONNX file through ``openvino.convert_model``; then ceil-mode max-pools are rewritten
-    (:func:`pad_ceil_maxpools`).
-
-    ``convert_model``, not ``Core.read_model``, for ONNX: it runs OpenVINO's graph
-    transformations with constant folding. Measured with OpenVINO 2026.4.1, a Q/DQ int8
-    file read with ``Core.read_model`` and compiled with dynamic height and width gives
-    wrong outputs on the CPU (no reference detection found again), while the same file
-    through ``convert_model`` (or reshaped to a static size) matches ONNX Runtime."""
-    ov = _import_ov()
-    from openvino.frontend import FrontEndManager
-
-    is_onnx = path.suffix.lower() == ".onnx"
-    # asked first, so that a bad file is not handed to every other frontend in turn
-    # (TensorFlow's prints parse errors to stderr)
-    kind = "onnx" if is_onnx else "ir"
-    if not FrontEndManager().load_by_framework(kind).supported(str(path)):
-        what = "an ONNX model" if is_onnx else "an OpenVINO IR"
-        raise AcfdError(f"OpenVINO cannot read {path} (not {what} it can parse)")
-    try:
-        model = ov.convert_model(str(path)) if is_onnx else ov.Core().read_model(str(path))
-    except Exception as exc:
-        raise AcfdError(f"OpenVINO cannot read {path} ({_one_line(exc)})") from None
-    pad_ceil_maxpools(model)
-    return model
-
-
-def pad_ceil_maxpools(model: Any) -> int:
-    """Rewrite every ceil-mode MaxPool (kernel k >= stride s, no padding) as floor mode
-    with ``s - 1`` pixels of end padding, in place; returns how many were rewritten.
-
-    The network downsamples with MaxPool(3, 2, ceil_mode=True), which PyTorch and ONNX
-    Runtime apply to a 2-pixel map (one output), but OpenVINO's shape inference refuses a
-    kernel larger than its input: inputs with a side of about 125..191 pixels (acfd-tiny)
-    fail at run time. Both forms give ``ceil((n - k) / s) + 1`` outputs for every n, and
-    max-pool padding is never selected, so the outputs are the same (tested against ONNX
-    Runtime at several sizes, tests/test_openvino.py)."""
-    count = 0
-    for op in model.get_ops():
-        if op.get_type_name() != "MaxPool":
-            continue
-        attrs = op.get_attributes()
-        kernel, strides = list(attrs.get("kernel", [])), list(attrs.get("strides", []))
-        if (
-            attrs.get("rounding_type") in ("ceil", "ceil_torch")
-            and attrs.get("auto_pad") in ("explicit", "notset")
-            and not any(attrs.get("pads_begin", [])) and not any(attrs.get("pads_end", []))
-            and kernel and len(kernel) == len(strides) and all(k >= s for k, s in zip(kernel, strides))
-            and all(d == 1 for d in attrs.get("dilations", [1] * len(kernel)))
-        ):  # fmt: skip
-            op.set_attribute("pads_end", [s - 1 for s in strides])
-            op.set_attribute("rounding_type", "floor")
-            count += 1
-    if count:
-        model.validate_nodes_and_infer_types()
-    return count
-
-
-def _rt_value(model: Any, section: str, key: str) -> str | None:
-    try:
-        if model.has_rt_info([section, key]):
-            return str(model.get_rt_info([section, key]).astype(str))
-    except Exception:
-        return None
-    return None
-
-
-def _constant_types(model: Any) -> set[str]:
-    return {op.get_element_type().get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant"}
-
-
-def artifact_precision(model: Any) -> str:
-    """``fp32``/``fp16``/``int8`` of the artifact: the ``precision`` metadata acfd-export
-    writes (an IR's rt_info section ``acfd``; ``convert_model`` puts an ONNX file's
-    metadata_props in the section ``framework``), else what the graph holds: a Q/DQ
-    model has FakeQuantize ops or 8-bit weights, an fp16 one fp16 weights."""
-    for section in (IR_RT_SECTION, "framework"):
-        value = _rt_value(model, section, "precision")
-        if value in ("fp32", "fp16", "int8"):
-            return value
-    types = _constant_types(model)
-    if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()) or types & {"i8", "u8"}:
-        return "int8"
-    return "fp16" if "f16" in types else "fp32"
-
-
-@dataclass(frozen=True)
-class LayerTime:
-    """One executed layer from OpenVINO's performance counters."""
-
-    name: str
-    node_type: str  # OpenVINO op (Convolution, Concat, FakeQuantize, ...)
-    exec_type: str  # kernel (brgconv_avx512_core_vnni_I8, jit_avx512_f32, ...)
-    ms: float
-
-    @property
-    def precision(self) -> str:
-        """The kernel's precision, from the suffix of its name (``..._I8``, ``..._f32``)."""
-        tail = self.exec_type.rsplit("_", 1)[-1].lower()
-        return {"i8": "int8", "u8": "int8", "f32": "fp32", "bf16": "bf16", "f16": "fp16", "i32": "int32", "i64": "int64"}.get(tail, tail)
 
 
 class OpenVinoRunner:
@@ -378,37 +223,3 @@ def _outputs(request: Any) -> tuple[np.ndarray, np.ndarray]:
     boxes = request.get_tensor("boxes").data
     scores = request.get_tensor("scores").data
     return np.array(boxes, dtype=np.float32), np.array(scores, dtype=np.float32)
-
-
-def layer_breakdown(layers: list[LayerTime]) -> dict[str, Any]:
-    """Time by kernel precision and by (op type, precision), largest first: where an int8
-    model still spends time in fp32, and on what."""
-    total = sum(layer.ms for layer in layers) or 1.0
-    by_precision: dict[str, float] = defaultdict(float)
-    by_type: dict[tuple[str, str], float] = defaultdict(float)
-    count: Counter[tuple[str, str]] = Counter()
-    for layer in layers:
-        by_precision[layer.precision] += layer.ms
-        by_type[(layer.node_type, layer.precision)] += layer.ms
-        count[(layer.node_type, layer.precision)] += 1
-    return {
-        "total_ms": round(total, 2),
-        "by_precision": {
-            k: {"ms": round(v, 2), "share": round(v / total, 3)} for k, v in sorted(by_precision.items(), key=lambda kv: -kv[1])
-        },
-        "by_type": [
-            {"type": t, "precision": p, "layers": count[(t, p)], "ms": round(v, 2), "share": round(v / total, 3)}
-            for (t, p), v in sorted(by_type.items(), key=lambda kv: -kv[1])
-        ],
-    }
-
-
-def format_breakdown(breakdown: dict[str, Any], top: int = 15) -> str:
-    lines = [f"total {breakdown['total_ms']:.1f} ms (sum of layer times)"]
-    lines.append(
-        "by kernel precision: " + ", ".join(f"{k} {v['ms']:.1f} ms ({v['share']:.0%})" for k, v in breakdown["by_precision"].items())
-    )
-    lines.append(f"{'op type':<22} {'precision':<9} {'layers':>6} {'ms':>8} {'share':>6}")
-    for row in breakdown["by_type"][:top]:
-        lines.append(f"{row['type']:<22} {row['precision']:<9} {row['layers']:>6} {row['ms']:>8.2f} {row['share']:>6.1%}")
-    return "\n".join(lines)

@@ -87,6 +87,18 @@ register(
 )
 
 
+register(
+    Backend(
+        "openvino",
+        "acfd_deploy.runtime.openvino_runner:OpenVinoRunner",
+        suffixes=(".xml", ".onnx"),
+        devices=("cpu",),
+        precision="acfd_deploy.runtime.openvino_model:file_precision",
+        install="pip install 'acfd-deploy[openvino]'",
+    )
+)
+
+
 def suffixes() -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for b in _BACKENDS.values() for s in b.suffixes))
 
@@ -138,8 +150,8 @@ def load_runner(reference: str | os.PathLike[str], device: str | Device = "auto"
         if not path.is_file():
             raise AcfdError(f"model file not found: {path}" if not path.exists() else f"model path is not a file: {path}")
         reference = path
-    if dev.kind == "auto" and chosen.devices == ("cuda",):
-        dev = Device("cuda", 0)
+    if dev.kind == "auto" and len(chosen.devices) == 1:  # a backend with one kind of device runs there
+        dev = Device(chosen.devices[0], 0)
     return _resolve(chosen.factory)(reference, device=dev, **options)  # type: ignore[no-any-return]
 
 

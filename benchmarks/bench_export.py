@@ -33,10 +33,10 @@ from acfd_deploy.bench.timing import reference_workload  # noqa: E402
 from acfd_deploy.calibrate import smooth_random_images, well_conditioned  # noqa: E402
 from acfd_deploy.cost import count_flops  # noqa: E402
 from acfd_deploy.envinfo import environment  # noqa: E402
-from acfd_deploy.resources import calibration_dir  # noqa: E402
 from acfd_deploy.export.fp16 import convert_fp16  # noqa: E402
 from acfd_deploy.export.int8 import load_calibration, quantize_int8  # noqa: E402
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, simplify_if_equal  # noqa: E402
+from acfd_deploy.resources import calibration_dir  # noqa: E402
 from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner  # noqa: E402
 from acfd_deploy.runtime.torch_runner import TorchRunner  # noqa: E402
 from acfd_deploy.verify.inputs import parity_inputs  # noqa: E402

@@ -42,7 +42,9 @@ def test_slug_follows_github() -> None:
 
 def test_every_cited_section_exists() -> None:
     known = anchors()
-    cited = {(p.relative_to(ROOT), m) for p in SOURCES if p != Path(__file__) for m in re.findall(r"docs/design\.md#([\w-]+)", p.read_text())}
+    cited = {
+        (p.relative_to(ROOT), m) for p in SOURCES if p != Path(__file__) for m in re.findall(r"docs/design\.md#([\w-]+)", p.read_text())
+    }
     assert cited, "no citation found: the pattern is broken"
     missing = sorted(f"{path}: #{anchor}" for path, anchor in cited if anchor not in known)
     assert not missing, missing

@@ -20,6 +20,7 @@ from acfd_deploy.cli import evaluate as cli
 from acfd_deploy.data.icartoon import read_annotations
 from acfd_deploy.eval.audit import audit_detections, sorted_and_cleaned
 from acfd_deploy.eval.metric import evaluate, match_image
+from acfd_deploy.eval.run import tell_apart
 from tests.official_scorer import official_ap
 
 SEEDS = range(300)
@@ -248,8 +249,8 @@ def test_predictions_outside_the_image_are_scored_unclipped(tmp_path: Path) -> N
 
 
 def test_second_ap_gets_the_digits_that_tell_it_apart() -> None:
-    assert cli._differing(0.5671, 0.5701) == "0.5701"
-    assert cli._differing(0.56710001, 0.56710004) == "0.56710004"
+    assert tell_apart(0.5671, 0.5701) == "0.5701"
+    assert tell_apart(0.56710001, 0.56710004) == "0.56710004"
 
 
 def test_audit_and_sorted_and_cleaned() -> None:

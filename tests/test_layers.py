@@ -62,7 +62,11 @@ def _imports(module: Path) -> set[str]:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         for name in names:
             parts = name.split(".")
-            if parts[0] == "acfd_deploy" and len(parts) > 1 and (PACKAGE / parts[1]).with_suffix(".py").exists() | (PACKAGE / parts[1]).is_dir():
+            if (
+                parts[0] == "acfd_deploy"
+                and len(parts) > 1
+                and (PACKAGE / parts[1]).with_suffix(".py").exists() | (PACKAGE / parts[1]).is_dir()
+            ):
                 found.add(parts[1])
     return found
 

@@ -14,8 +14,6 @@ import pytest
 pytest.importorskip("openvino")
 
 import acfd_deploy  # noqa: E402
-from acfd_deploy.verify import compare as parity  # noqa: E402
-from acfd_deploy.verify.rules import FP16_MIN_MATCH, FP32_TOL  # noqa: E402
 from acfd_deploy.data.synth import synthetic_batch  # noqa: E402
 from acfd_deploy.errors import AcfdError  # noqa: E402
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata  # noqa: E402
@@ -24,6 +22,8 @@ from acfd_deploy.runtime.base import Runner  # noqa: E402
 from acfd_deploy.runtime.openvino_model import cpu_supports_bf16  # noqa: E402
 from acfd_deploy.runtime.openvino_profile import layer_breakdown  # noqa: E402
 from acfd_deploy.runtime.openvino_runner import OpenVinoRunner  # noqa: E402
+from acfd_deploy.verify import compare as parity  # noqa: E402
+from acfd_deploy.verify.rules import FP16_MIN_MATCH, FP32_TOL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "models" / "acfd-tiny-demo.pth"

@@ -75,10 +75,15 @@ def collect_targets(opts: BenchOptions, torch_opts: TorchOptions) -> tuple[list[
         reference = reference or ref
     for model in opts.models:
         backend = _backend_for(model, opts.backend)
-        options = {"precision": "bf16"} if opts.precision == "bf16" and backend == "openvino" else None
+        options: dict[str, object] | None = {"precision": "bf16"} if opts.precision == "bf16" and backend == "openvino" else None
         new = targets_for(model, torch_opts, backend, options)
         targets += new
-        if reference is None and not is_url(model) and backend_for(model).name == "torch" and any("training graph" in t.artifact for t in new):
+        if (
+            reference is None
+            and not is_url(model)
+            and backend_for(model).name == "torch"
+            and any("training graph" in t.artifact for t in new)
+        ):
             reference = Path(model)
     if opts.backend:
         targets = [t for t in targets if t.backend == opts.backend]

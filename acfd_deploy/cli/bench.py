@@ -31,7 +31,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
     p = make_parser(
         prog,
-        "Measure latency per image of ACFD artifacts; check the budget, parity and regressions.\nExit 0: all checks passed; 1: a check failed; 2: bad input.",
+        "Measure latency per image of ACFD artifacts; check the budget, parity and regressions.\n"
+        "Exit 0: all checks passed; 1: a check failed; 2: bad input.",
     )
     what = p.add_argument_group("what to measure")
     what.add_argument("--model", nargs="+", default=[], metavar="PATH|URL", help=model_help(False) + "; several may follow")
@@ -112,9 +113,8 @@ def _body(args: argparse.Namespace) -> int:
     )
     document, failed = run_bench(opts)
     print(format_table(document["results"]))
-    print(
-        f"machine: {document['machine_class']}; reference matmul {document['reference_ms']:.2f} ms ({document['reference_gflops']:.0f} GFLOP/s)"
-    )
+    matmul = f"{document['reference_ms']:.2f} ms ({document['reference_gflops']:.0f} GFLOP/s)"
+    print(f"machine: {document['machine_class']}; reference matmul {matmul}")
     for finding in document.get("baseline", {}).get("findings", []):
         print(f"baseline {'ok  ' if finding['ok'] else 'FAIL'} {finding['key']}: {finding['message']}")
     if args.json:

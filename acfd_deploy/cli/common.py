@@ -102,7 +102,7 @@ def add_imgsz(parser: argparse.ArgumentParser | Any, default: tuple[int, int], h
     )
 
 
-def add_device(parser: argparse.ArgumentParser, help: str = "where the model runs") -> None:
+def add_device(parser: argparse.ArgumentParser | Any, help: str = "where the model runs") -> None:
     parser.add_argument(
         "--device", default="auto", metavar="{auto,cpu,cuda,cuda:N}", type=_device_arg, help=f"{help}; auto is cuda where there is a GPU"
     )

@@ -22,12 +22,11 @@ from collections.abc import Sequence
 
 from acfd_deploy.cli.common import EXIT_OK, add_pipeline_args, detector_from_args, make_parser, run
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.eval.run import EvalOptions, run_eval, tell_apart
+from acfd_deploy.eval.run import EvalOptions, run_eval
 
 PROG = "acfd-eval"
 
 # the old name of tell_apart, which tests/test_eval_official.py still checks here
-_differing = tell_apart
 
 
 def _warn(message: str) -> None:

@@ -60,7 +60,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     what.add_argument("--fp16", action="store_true", help="also an fp16 ONNX (fp32 inputs and outputs, box decoding kept in fp32)")
     what.add_argument("--int8", action="store_true", help="also an int8 Q/DQ ONNX, statically calibrated on the --calib images")
     what.add_argument(
-        "--openvino", action="store_true", help="also OpenVINO IR (.xml + .bin) of the fp32 ONNX, run in f32 and bf16, and of int8 with --int8"
+        "--openvino",
+        action="store_true",
+        help="also OpenVINO IR (.xml + .bin) of the fp32 ONNX, run in f32 and bf16, and an int8 IR with --int8",
     )
     what.add_argument("--calib", type=Path, metavar="DIR", help="calibration images for --int8; default: the bundled synthetic scenes")
     what.add_argument(

@@ -37,7 +37,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int, default=16, metavar="N", help="training images per process and optimizer step")
     add_imgsz(p, (640, 640), "training input size: crops are resized to it (the paper: 640)")
     add_device(p, help="where training runs (under torchrun, each process takes its LOCAL_RANK GPU)")
-    p.add_argument("--lr", type=float, default=0.01, metavar="LR", help="base learning rate after warm-up (the paper: 0.04 at a total batch of 64)")
+    p.add_argument(
+        "--lr", type=float, default=0.01, metavar="LR", help="learning rate after warm-up (the paper: 0.04 at a total batch of 64)"
+    )
     p.add_argument("--warmup-iters", type=int, default=1000, metavar="N", help="linear warm-up from 1e-6 (the paper: 1000)")
     p.add_argument(
         "--milestones",
@@ -52,7 +54,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=0, metavar="N", help="seed of the weights, the data order and augmentation, and --synthetic data"
     )
-    p.add_argument("--out", default="runs/train", metavar="DIR", help="folder for last.pth, best.pth, log.csv and curves.png (redrawn each epoch)")
+    p.add_argument(
+        "--out", default="runs/train", metavar="DIR", help="folder of last.pth, best.pth, log.csv and curves.png (redrawn each epoch)"
+    )
     p.add_argument("--resume", metavar="CKPT", help="continue from a last.pth written by acfd-train")
     p.add_argument(
         "--overwrite", action="store_true", help="start a new run in an --out that holds one (its log.csv and checkpoints are replaced)"

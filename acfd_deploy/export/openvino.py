@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.runtime.openvino_model import IR_RT_SECTION, _import_ov, _one_line, ir_metadata, read_ir_metadata, read_model
+from acfd_deploy.runtime.openvino_model import IR_RT_SECTION, _import_ov, read_model
 
 
 def constant_types(model: Any) -> Counter[str]:
@@ -84,5 +84,3 @@ def write_ir(
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return xml_path, bin_path
-
-

@@ -65,6 +65,10 @@ def validate(opts: ExportOptions) -> None:
     if opts.random_init and not opts.config:
         raise AcfdError("--random-init needs --config NAME")
     device = parse_device(opts.device)
+    if device.is_cuda:
+        from acfd_deploy.runtime.device import resolve_device
+
+        resolve_device(device)  # a GPU asked for by name must exist
     if opts.engine == "tensorrt" and device.kind == "cpu":
         raise AcfdError("--engine tensorrt builds TensorRT engines on a GPU; --device cpu contradicts it")
     if opts.triton_repo is not None:
@@ -94,6 +98,6 @@ def _validate_triton(opts: ExportOptions) -> None:
     if opts.triton_precision not in asked:
         raise AcfdError(f"--triton-precision must be fp32, fp16 or int8, got {opts.triton_precision!r}")
     if not asked[opts.triton_precision]:
-        raise AcfdError(f"--triton-precision {opts.triton_precision} needs --{opts.triton_precision} (that artifact is not exported otherwise)")
+        raise AcfdError(f"--triton-precision {opts.triton_precision} needs --{opts.triton_precision} (or it is not exported)")
     check_repository_dir(opts.triton_repo)
     check_target(Path(opts.triton_repo), "acfd-repository.json", "Triton model repository")

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,7 +124,7 @@ class Detector:
 
     @classmethod
     def from_model(
-        cls, model: str | os.PathLike[str], config: DetectorConfig | None = None, device: str = "auto", **options: object
+        cls, model: str | os.PathLike[str], config: DetectorConfig | None = None, device: str = "auto", **options: Any
     ) -> Detector:
         """A detector over any model reference the runner registry knows (a checkpoint,
         an ONNX file, an engine, a ``triton://`` URL, ...)."""

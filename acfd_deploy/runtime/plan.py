@@ -131,7 +131,8 @@ def check_sidecar(sidecar: Mapping[str, Any], trt_version: str, gpu: Mapping[str
     built_cc, here_cc = sidecar.get("compute_capability"), gpu.get("compute_capability", UNKNOWN)
     if not _known(built_cc) or not _known(here_cc) or built_cc != here_cc:
         problems.append(
-            f"built for {sidecar.get('gpu')} (compute capability {built_cc}), this GPU is {gpu.get('gpu', UNKNOWN)} (compute capability {here_cc})"
+            f"built for {sidecar.get('gpu')} (compute capability {built_cc}), "
+            f"this GPU is {gpu.get('gpu', UNKNOWN)} (compute capability {here_cc})"
         )
     if plan_sha256 is not None and sidecar.get("plan_sha256") != plan_sha256:
         problems.append("the plan file does not match its sidecar's sha256")

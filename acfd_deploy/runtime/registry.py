@@ -152,7 +152,12 @@ def load_runner(reference: str | os.PathLike[str], device: str | Device = "auto"
         reference = path
     if dev.kind == "auto" and len(chosen.devices) == 1:  # a backend with one kind of device runs there
         dev = Device(chosen.devices[0], 0)
-    return _resolve(chosen.factory)(reference, device=dev, **options)  # type: ignore[no-any-return]
+    try:
+        factory = _resolve(chosen.factory)
+    except ModuleNotFoundError as exc:  # the backend's own dependency, at import time
+        hint = f": {chosen.install}" if chosen.install else ""
+        raise AcfdError(f"the {chosen.name} backend is not available here ({exc.name} is missing){hint}") from None
+    return factory(reference, device=dev, **options)
 
 
 def artifact_precision(reference: str | os.PathLike[str], backend: str | None = None) -> str:

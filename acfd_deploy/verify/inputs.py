@@ -26,7 +26,7 @@ def parity_inputs(imgsz: tuple[int, int], count: int = PARITY_IMAGES, batch: int
     groups = [(tuple(imgsz), count, 0)]
     if tuple(imgsz) != EXTRA_SIZE:
         groups.append((EXTRA_SIZE, EXTRA_IMAGES, 1000))
-    batches = []
+    batches: list[np.ndarray] = []
     for (h, w), n, offset in groups:
         images = synthetic_batch(n, h, w, seed + _SEED_OFFSET, first=offset)
         batches.extend(images[i : i + batch] for i in range(0, n, batch))

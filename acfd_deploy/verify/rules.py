@@ -90,7 +90,8 @@ class Verdict:
 
 
 class Rule(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def judge(self, evidence: Evidence) -> Verdict | str:
         """A verdict, or the reason this rule has no evidence to judge."""

@@ -17,9 +17,12 @@ import acfd_deploy  # noqa: E402
 from acfd_deploy.data.synth import synthetic_batch  # noqa: E402
 from acfd_deploy.errors import AcfdError  # noqa: E402
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata  # noqa: E402
-from acfd_deploy.export.openvino import constant_types, read_ir_metadata, write_ir  # noqa: E402
+from acfd_deploy.export.openvino import constant_types, write_ir  # noqa: E402
 from acfd_deploy.runtime.base import Runner  # noqa: E402
-from acfd_deploy.runtime.openvino_model import cpu_supports_bf16  # noqa: E402
+from acfd_deploy.runtime.openvino_model import (
+    cpu_supports_bf16,  # noqa: E402
+    read_ir_metadata,  # noqa: E402
+)
 from acfd_deploy.runtime.openvino_profile import layer_breakdown  # noqa: E402
 from acfd_deploy.runtime.openvino_runner import OpenVinoRunner  # noqa: E402
 from acfd_deploy.verify import compare as parity  # noqa: E402

@@ -49,6 +49,7 @@ from acfd_deploy.envinfo import environment, package_version  # noqa: E402
 from acfd_deploy.export.int8 import load_calibration, quantize_int8  # noqa: E402
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata, simplify_if_equal  # noqa: E402
 from acfd_deploy.export.openvino import write_ir  # noqa: E402
+from acfd_deploy.resources import demo_weights  # noqa: E402
 from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner  # noqa: E402
 from acfd_deploy.runtime.openvino_model import cpu_flags, cpu_supports_bf16  # noqa: E402
 from acfd_deploy.runtime.openvino_profile import format_breakdown, layer_breakdown  # noqa: E402
@@ -57,7 +58,7 @@ from acfd_deploy.runtime.torch_runner import TorchRunner  # noqa: E402
 
 MODELS = {
     "paper": ("acfd-vovnetv3-51", None),  # random weights, well-conditioned
-    "demo": ("acfd-tiny", ROOT / "models" / "acfd-tiny-demo.pth"),
+    "demo": ("acfd-tiny", demo_weights()),
     "tiny": ("acfd-tiny", None),  # --quick
 }
 REFERENCE = "ONNX Runtime fp32"

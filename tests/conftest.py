@@ -1,14 +1,24 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
-import pytest
-import torch
+# pytest-xdist workers share the cores: each gets its share of threads, for PyTorch here and
+# in the subprocesses tests start (OMP_NUM_THREADS), and for ONNX Runtime and OpenVINO
+# (ACFD_NUM_THREADS). Thread pools larger than the cores they share spin against each other
+# (measured: a 3 s training test took 100 s in the full suite).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ACFD_NUM_THREADS"):
+        os.environ.setdefault(_name, _share)
 
-import acfd_deploy
-from acfd_deploy.calibrate import well_conditioned
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+import acfd_deploy  # noqa: E402
+from acfd_deploy.calibrate import well_conditioned  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or torch.get_num_threads())
 
 
 def _has_cuda() -> bool:

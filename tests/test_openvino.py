@@ -18,6 +18,7 @@ from acfd_deploy.data.synth import synthetic_batch  # noqa: E402
 from acfd_deploy.errors import AcfdError  # noqa: E402
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata  # noqa: E402
 from acfd_deploy.export.openvino import constant_types, write_ir  # noqa: E402
+from acfd_deploy.resources import demo_weights  # noqa: E402
 from acfd_deploy.runtime.base import Runner  # noqa: E402
 from acfd_deploy.runtime.openvino_model import (
     cpu_supports_bf16,  # noqa: E402
@@ -29,7 +30,7 @@ from acfd_deploy.verify import compare as parity  # noqa: E402
 from acfd_deploy.verify.rules import FP16_MIN_MATCH, FP32_TOL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "models" / "acfd-tiny-demo.pth"
+DEMO = demo_weights()
 SIZE = (296, 360)
 META = {"config_name": "acfd-tiny", "input": '{"name": "images", "layout": "NCHW <RGB> & 0..255"}', "producer": "tests"}
 

@@ -14,11 +14,20 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def speedups(rows: list[dict[str, Any]]) -> list[float | None]:
+    """Each row's speed against ONNX Runtime fp32 at the same batch and input, measured in
+    the same run (the figure CPU deployment is judged by); None where there is no such row."""
+    base = {(r["batch"], r["input"]): r["per_image_ms"] for r in rows if r["backend"] == "onnxruntime" and r["precision"] == "fp32"}
+    return [base[(r["batch"], r["input"])] / r["per_image_ms"] if (r["batch"], r["input"]) in base else None for r in rows]
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """One line per artifact and batch, like Ultralytics' benchmark table."""
-    headers = ["artifact", "backend", "precision", "size MB", "batch", "input", "p50 ms", "p99 ms", "ms/img", "img/s", "parity", "budget"]
+    """One line per artifact and batch, like Ultralytics' benchmark table; ``vs ORT fp32``
+    where the run measured ONNX Runtime fp32 too."""
+    headers = ["artifact", "backend", "precision", "size MB", "batch", "input", "p50 ms", "p99 ms", "ms/img", "img/s", "vs ORT fp32"]
+    headers += ["parity", "budget"]
     lines = []
-    for r in rows:
+    for r, ratio in zip(rows, speedups(rows)):
         parity = r.get("parity")
         parity_text = "-" if parity is None else {True: "pass", False: "FAIL", None: "n/a"}[parity["passed"]]
         budget = r.get("budget_ok")
@@ -35,12 +44,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 _fmt(r["p99_ms"], ".2f"),
                 _fmt(r["per_image_ms"], ".2f"),
                 _fmt(r["images_per_second"], ".1f"),
+                "-" if ratio is None else f"{ratio:.2f}x",
                 parity_text,
                 budget_text,
             ]
         )
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(headers)]
-    right = {3, 4, 6, 7, 8, 9}
+    right = {3, 4, 6, 7, 8, 9, 10}
 
     def render(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))

@@ -70,3 +70,22 @@ def resolve_device(text: str | Device | None) -> Device:
             raise AcfdError(f"--device {device}: no CUDA device is visible here (torch sees none)")
         raise AcfdError(f"--device {device}: only {count} CUDA device(s) here (cuda:0..cuda:{count - 1})")
     return device
+
+
+def default_threads() -> int | None:
+    """Threads for ONNX Runtime and OpenVINO where the caller sets none: the environment's
+    ``ACFD_NUM_THREADS`` (like ``OMP_NUM_THREADS`` for PyTorch), else the backend's own
+    default (all cores). Several processes sharing a machine (test workers, replicas)
+    each set it, so that their thread pools do not fight over the same cores."""
+    import os
+
+    value = os.environ.get("ACFD_NUM_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        raise AcfdError(f"ACFD_NUM_THREADS must be a positive integer, got {value!r}") from None
+    if threads < 1:
+        raise AcfdError(f"ACFD_NUM_THREADS must be a positive integer, got {value!r}")
+    return threads

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.runtime.device import Device, parse_device
+from acfd_deploy.runtime.device import Device, default_threads, parse_device
 
 _PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -98,6 +98,7 @@ class OnnxRuntimeRunner:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = threads or default_threads()
         if threads:
             options.intra_op_num_threads = threads
         try:

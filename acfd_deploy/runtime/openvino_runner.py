@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.device import default_threads
 from acfd_deploy.runtime.openvino_model import _import_ov, _one_line, artifact_precision, cpu_supports_bf16, read_model
 from acfd_deploy.runtime.openvino_profile import LayerTime
 
@@ -96,6 +97,7 @@ class OpenVinoRunner:
             # other kernels; the explicit hint is what we state and read back
             "EXECUTION_MODE_HINT": "PERFORMANCE",
         }
+        threads = threads or default_threads()
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if profile:

@@ -42,14 +42,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import acfd_deploy  # noqa: E402
-from acfd_deploy import parity  # noqa: E402
+from acfd_deploy.verify import compare as parity  # noqa: E402
 from acfd_deploy.calibrate import well_conditioned  # noqa: E402
 from acfd_deploy.data.synth import synthetic_batch  # noqa: E402
 from acfd_deploy.envinfo import environment, package_version  # noqa: E402
 from acfd_deploy.export.int8 import load_calibration, quantize_int8  # noqa: E402
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata, simplify_if_equal  # noqa: E402
 from acfd_deploy.export.openvino import write_ir  # noqa: E402
-from acfd_deploy.resources import demo_weights  # noqa: E402
+from acfd_deploy.resources import calibration_dir, demo_weights  # noqa: E402
 from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner  # noqa: E402
 from acfd_deploy.runtime.openvino_model import cpu_flags, cpu_supports_bf16  # noqa: E402
 from acfd_deploy.runtime.openvino_profile import format_breakdown, layer_breakdown  # noqa: E402
@@ -105,7 +105,7 @@ def artifacts(key: str, folded: torch.nn.Module, folder: Path, imgsz: tuple[int,
     images = None
     for name, placement in (("int8", "onnxruntime"), ("int8_ov", "openvino")):
         if not paths[name].is_file():
-            images = images or load_calibration(calib, imgsz, calib_limit)
+            images = images or load_calibration(calib, imgsz, 125, calib_limit)
             q, _ = quantize_int8(proto, images, placement=placement)
             set_metadata(q, {"precision": "int8", "config_name": MODELS[key][0], "int8_placement": placement})
             save_onnx(q, paths[name])
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--imgsz", nargs=2, type=int, default=[640, 640])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--rounds", type=int, default=7, help="timed rounds (median reported); at least 3")
-    ap.add_argument("--calib", type=Path, default=ROOT / "calib")
+    ap.add_argument("--calib", type=Path, default=calibration_dir(), help="calibration images (default: the bundled ones)")
     ap.add_argument("--calib-limit", type=int, default=8, help="calibration images used (latency does not depend on it)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the exported artifacts here and reuse them next time")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")

@@ -71,14 +71,24 @@ def make_parser(prog: str, description: str, epilog: str | None = None) -> argpa
 # ---------------------------------------------------------------- the shared vocabulary
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def number(kind: type[int] | type[float], what: str, low: float | None = None, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type for a number of ``kind`` within [low, high], with a message that
+    names ``what`` ("a port", "microseconds", ...) when it is not."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{low}..{high}" if low is not None and high is not None else f">= {low}" if low is not None else f"<= {high}"
+            raise argparse.ArgumentTypeError(f"expected {what} ({bounds}), got {value}")
+        return value
+
+    return parse
+
+
+positive_int = number(int, "a positive integer", 1)
 
 
 class _ImageSize(argparse.Action):

@@ -11,39 +11,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from acfd_deploy.cli.common import add_device, add_imgsz, make_parser, model_help, positive_int, run
+from acfd_deploy.cli.common import add_device, add_imgsz, make_parser, model_help, number, positive_int, run
 
 PROG = "acfd-serve"
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {value}")
-    return value
-
-
-def _microseconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of microseconds, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected zero or more microseconds, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
-    return value
+_port = number(int, "a port number", 1, 65535)
+_microseconds = number(int, "a whole number of microseconds", 0)
+_seconds = number(float, "a positive number of seconds", 1e-3)
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:

@@ -72,7 +72,7 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
     parity = manifest["parity_images"]
     shapes = ", ".join("x".join(map(str, s)) for s in parity["batches"])
     lines = [
-        f"Reference: {parity['reference']} on {len(parity['batches'])} batches of {parity['source']} ({shapes})",
+        f"Reference: {parity['reference']}, on {len(parity['batches'])} batches of {parity['source']}: {shapes}",
         "Score err: max |score - reference|; Box err: max |box - reference| / max(largest |coordinate| of the box, 1); "
         "Det. match: reference detections (score >= 0.3) found again at the same anchor with IoU >= 0.9 and |score diff| <= 0.02",
     ]

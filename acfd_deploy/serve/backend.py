@@ -48,6 +48,23 @@ def input_array(pb: Any, request: Any, name: str) -> np.ndarray | None:
     return None if tensor is None else tensor.as_numpy()
 
 
+def answer(pb: Any, requests: list, handler: Any, input_name: str, outputs: Any) -> list:
+    """One response per request, whatever happens: the handler's result as output tensors
+    (``outputs(result) -> {name: array}``), or that request's own error; an exception that
+    escapes the handler answers every request of the batch with an internal error instead
+    of leaving them unanswered."""
+    try:
+        results = handler([input_array(pb, r, input_name) for r in requests])
+    except Exception as exc:  # never let one exception leave the whole batch unanswered
+        results = [RequestError(f"internal error: {type(exc).__name__}: {exc}", internal=True)] * len(requests)
+    return [
+        error_response(pb, result)
+        if isinstance(result, RequestError)
+        else pb.InferenceResponse(output_tensors=[pb.Tensor(k, v) for k, v in outputs(result).items()])
+        for result in results
+    ]
+
+
 def error_response(pb: Any, error: RequestError) -> Any:
     """A response carrying only an error: INVALID_ARG for bad input, INTERNAL for ours."""
     code_name = "INTERNAL" if error.internal else "INVALID_ARG"

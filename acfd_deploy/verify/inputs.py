@@ -35,4 +35,4 @@ def parity_inputs(imgsz: tuple[int, int], count: int = PARITY_IMAGES, batch: int
 
 def describe(batches: list[np.ndarray]) -> dict[str, object]:
     """What the manifest records of the parity images."""
-    return {"source": "synthetic cartoon scenes (acfd_deploy.data.synth)", "batches": [list(b.shape) for b in batches]}
+    return {"source": "synthetic cartoon scenes from acfd_deploy.data.synth", "batches": [list(b.shape) for b in batches]}

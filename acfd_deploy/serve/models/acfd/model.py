@@ -14,8 +14,8 @@ import triton_python_backend_utils as pb_utils  # exists only inside the stub
 
 from acfd_deploy.pipeline.detector import Detector, DetectorConfig
 from acfd_deploy.runtime.base import Runner
-from acfd_deploy.serve.backend import BlsRunner, error_response, input_array, load_local_runner, read_config, set_threads
-from acfd_deploy.serve.handlers import EndToEndHandler, RequestError
+from acfd_deploy.serve.backend import BlsRunner, answer, load_local_runner, read_config, set_threads
+from acfd_deploy.serve.handlers import EndToEndHandler
 
 
 class TritonPythonModel:
@@ -34,16 +34,7 @@ class TritonPythonModel:
         self.handler = EndToEndHandler(Detector(self.runner, detector_config), conf=params.conf, max_pixels=params.max_pixels)
 
     def execute(self, requests: list) -> list:
-        try:
-            results = self.handler([input_array(pb_utils, r, "image") for r in requests])
-        except Exception as exc:  # never let one exception leave the whole batch unanswered
-            results = [RequestError(f"internal error: {type(exc).__name__}: {exc}", internal=True)] * len(requests)
-        return [
-            error_response(pb_utils, result)
-            if isinstance(result, RequestError)
-            else pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in result.items()])
-            for result in results
-        ]
+        return answer(pb_utils, requests, self.handler, "image", lambda result: result)
 
     def finalize(self) -> None:
         close = getattr(getattr(self, "runner", None), "close", None)

@@ -11,8 +11,8 @@ own: a bad one gets an error, the rest run.
 
 import triton_python_backend_utils as pb_utils  # exists only inside the stub
 
-from acfd_deploy.serve.backend import error_response, input_array, load_local_runner, read_config, set_threads
-from acfd_deploy.serve.handlers import EngineHandler, RequestError
+from acfd_deploy.serve.backend import answer, load_local_runner, read_config, set_threads
+from acfd_deploy.serve.handlers import EngineHandler
 
 
 class TritonPythonModel:
@@ -23,16 +23,7 @@ class TritonPythonModel:
         self.handler = EngineHandler(self.runner, min_size=int(getattr(self.runner, "min_size", params.min_size)))
 
     def execute(self, requests: list) -> list:
-        try:
-            results = self.handler([input_array(pb_utils, r, "images") for r in requests])
-        except Exception as exc:  # never let one exception leave the whole batch unanswered
-            results = [RequestError(f"internal error: {type(exc).__name__}: {exc}", internal=True)] * len(requests)
-        return [
-            error_response(pb_utils, result)
-            if isinstance(result, RequestError)
-            else pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("boxes", result[0]), pb_utils.Tensor("scores", result[1])])
-            for result in results
-        ]
+        return answer(pb_utils, requests, self.handler, "images", lambda result: {"boxes": result[0], "scores": result[1]})
 
     def finalize(self) -> None:
         close = getattr(getattr(self, "runner", None), "close", None)

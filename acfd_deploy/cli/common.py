@@ -81,8 +81,8 @@ def number(kind: type[int] | type[float], what: str, low: float | None = None, h
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if (low is not None and value < low) or (high is not None and value > high):
-            bounds = f"{low}..{high}" if low is not None and high is not None else f">= {low}" if low is not None else f"<= {high}"
-            raise argparse.ArgumentTypeError(f"expected {what} ({bounds}), got {value}")
+            bounds = f" ({low}..{high})" if low is not None and high is not None else ""
+            raise argparse.ArgumentTypeError(f"expected {what}{bounds}, got {value}")
         return value
 
     return parse

@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import acfd_deploy  # noqa: E402
-from acfd_deploy.verify import compare as parity  # noqa: E402
 from acfd_deploy.calibrate import well_conditioned  # noqa: E402
 from acfd_deploy.data.synth import synthetic_batch  # noqa: E402
 from acfd_deploy.envinfo import environment, package_version  # noqa: E402
@@ -55,6 +54,7 @@ from acfd_deploy.runtime.openvino_model import cpu_flags, cpu_supports_bf16  # n
 from acfd_deploy.runtime.openvino_profile import format_breakdown, layer_breakdown  # noqa: E402
 from acfd_deploy.runtime.openvino_runner import OpenVinoRunner  # noqa: E402
 from acfd_deploy.runtime.torch_runner import TorchRunner  # noqa: E402
+from acfd_deploy.verify import compare as parity  # noqa: E402
 
 MODELS = {
     "paper": ("acfd-vovnetv3-51", None),  # random weights, well-conditioned

@@ -199,23 +199,29 @@ def run(prog: str, body: Callable[[argparse.Namespace], int], parser: argparse.A
 # ---------------------------------------------------------------- the detection pipeline's flags
 
 
-def add_pipeline_args(parser: argparse.ArgumentParser, model_required: bool = False, default_demo: bool = True) -> None:
-    """The model and how images reach it: acfd-detect, acfd-eval --model and acfd-serve."""
+def add_scale_args(group: Any, note: str = "") -> None:
+    """How images are sized for the network (``--imgsz`` or ``--ms-test``, ``--keep-ratio``):
+    the same flags, defaults and help wherever the detection pipeline runs."""
     from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 
+    scale = group.add_mutually_exclusive_group()
+    scale.add_argument("--ms-test", action="store_true", help="the paper's multi-scale test: 480x645, 640x860 and 800x1075, merged")
+    add_imgsz(scale, DEFAULT_SCALE, "single test scale (the paper's middle one)" + note)
+    group.add_argument(
+        "--keep-ratio",
+        action="store_true",
+        help="keep each image's aspect ratio (fit inside H x W, pad with the pixel mean) instead of resizing to exactly H x W" + note,
+    )
+
+
+def add_pipeline_args(parser: argparse.ArgumentParser, model_required: bool = False, default_demo: bool = True) -> None:
+    """The model and how images reach it: acfd-detect and acfd-eval --model."""
     group = parser.add_argument_group("model and pipeline")
     group.add_argument("--model", metavar="PATH|URL", required=model_required, help=model_help(default_demo and not model_required))
     group.add_argument(
         "--backend", choices=backend_names(), help="run the model with this backend where several read it (OpenVINO also reads .onnx)"
     )
-    scale = group.add_mutually_exclusive_group()
-    scale.add_argument("--ms-test", action="store_true", help="the paper's multi-scale test: 480x645, 640x860 and 800x1075, merged")
-    add_imgsz(scale, DEFAULT_SCALE, "single test scale (the paper's middle one)")
-    group.add_argument(
-        "--keep-ratio",
-        action="store_true",
-        help="keep each image's aspect ratio (fit inside H x W, pad with the pixel mean) instead of resizing to exactly H x W",
-    )
+    add_scale_args(group)
     group.add_argument("--batch", type=positive_int, default=4, metavar="N", help="images per runner call (a batch of images, per scale)")
     add_device(group)
     group.add_argument("--no-progress", action="store_true", help="no progress bar")

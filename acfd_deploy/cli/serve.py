@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from acfd_deploy.cli.common import add_device, add_imgsz, make_parser, model_help, number, positive_int, run
+from acfd_deploy.cli.common import add_device, add_scale_args, make_parser, model_help, number, positive_int, run
 
 PROG = "acfd-serve"
 
@@ -22,7 +22,6 @@ _seconds = number(float, "a positive number of seconds", 1e-3)
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    from acfd_deploy.pipeline.detector import DEFAULT_SCALE
     from acfd_deploy.serve.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US
 
     parser = make_parser(
@@ -39,14 +38,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="refuse (exit 2) a model that the export.json beside it does not list as passed, with the same sha256",
     )
-    scale = model.add_mutually_exclusive_group()
-    scale.add_argument("--ms-test", action="store_true", help="the paper's multi-scale test: 480x645, 640x860 and 800x1075, merged")
-    add_imgsz(scale, DEFAULT_SCALE, "single test scale (the paper's middle one), as acfd-detect")
-    model.add_argument(
-        "--keep-ratio",
-        action="store_true",
-        help="keep each image's aspect ratio (fit inside H x W, pad with the pixel mean), as acfd-detect",
-    )
+    add_scale_args(model, ", as acfd-detect")
     model.add_argument(
         "--conf",
         type=float,

@@ -14,6 +14,7 @@ import torch
 
 import acfd_deploy
 from acfd_deploy.bench.gate import SCHEMA_VERSION, check_baseline, check_budget
+from acfd_deploy.bench.harness import schedule
 from acfd_deploy.bench.stats import median_of_repeats, summarize
 from acfd_deploy.bench.timing import TimingPolicy, measure
 from acfd_deploy.cli.bench import batch_list, main
@@ -131,6 +132,45 @@ def test_command_end_to_end(artifacts: tuple[Path, Path], tmp_path: Path, capsys
     capsys.readouterr()
     assert main(["--model", str(onnx_path), "--baseline", str(tmp_path / "fast.json"), *FAST]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_schedule_orders() -> None:
+    # sequential: every repeat of a workload back to back; interleaved: rounds over workloads
+    assert schedule(2, 3, interleave=False) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert schedule(2, 3, interleave=True) == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
+    for interleave in (False, True):
+        pairs = schedule(3, 4, interleave)
+        assert sorted(pairs) == [(w, r) for w in range(3) for r in range(4)]  # each once
+        for w in range(3):  # a workload's repeats in order
+            assert [r for ww, r in pairs if ww == w] == [0, 1, 2, 3]
+
+
+def test_interleaved_rounds_time_every_artifact_in_each_round(
+    artifacts: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import acfd_deploy.bench.harness as harness
+
+    weights, onnx_path = artifacts
+    order: list[tuple[str, int]] = []
+    real = harness.time_repeat
+
+    def spy(work: Any, plan: Any, track_memory: bool = True) -> None:
+        assert track_memory is False  # all artifacts are loaded: a process peak would mix them
+        order.append((work.target.artifact, work.batch))
+        real(work, plan, track_memory)
+
+    monkeypatch.setattr("acfd_deploy.bench.run.time_repeat", spy)
+    out_json = tmp_path / "bench.json"
+    args = ["--model", str(weights), str(onnx_path), "--batch", "1,2", "--interleave", "--parity", "--json", str(out_json), *FAST]
+    assert main(args) == 0
+    doc = json.loads(out_json.read_text())
+    assert doc["plan"]["schedule"] == "interleaved"
+    works = sorted({(r["artifact"], r["batch"]) for r in doc["results"]})
+    assert len(works) == 6 and len(order) == 6 * 2
+    assert sorted(order[:6]) == works and sorted(order[6:]) == works  # round 1, then round 2
+    for r in doc["results"]:
+        assert len(r["repeat_per_image_ms"]) == 2 and r["p50_ms"] > 0 and r["peak_host_mb"] is None
+        assert r["parity_ok"] is True
 
 
 def test_ms_test_budget_decides_the_exit_code(artifacts: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,8 @@ multi-scale path; optional parity against the PyTorch training graph."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -97,41 +98,89 @@ def _ms_test_call(runner: Runner, jpeg: bytes, batch: int) -> Any:
     return call
 
 
-def bench_target(target: Target, plan: BenchPlan, runner: Runner) -> list[dict[str, Any]]:
-    rows = []
+@dataclass
+class Workload:
+    """One target at one batch size, ready to time, with what its repeats measured so far."""
+
+    target: Target
+    batch: int
+    call: Callable[[], Any]
+    device: torch.device | None
+    repeats: list[float] = field(default_factory=list)  # per-image ms of each repeat
+    samples: list[float] = field(default_factory=list)  # seconds of every timed call
+    peak_host_mb: float | None = None
+    peak_gpu_mb: float | None = None
+
+
+def workloads(target: Target, plan: BenchPlan, runner: Runner) -> list[Workload]:
+    """The target's timed calls, one per batch size of the plan."""
     device = _device_of(runner)
     jpeg = source_jpeg(plan.source) if plan.ms_test else b""
-    for batch in plan.batches:
-        call = _ms_test_call(runner, jpeg, batch) if plan.ms_test else _timed_call(runner, synthetic_batch(batch, *plan.imgsz))
-        if device is not None and device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+    return [
+        Workload(
+            target,
+            batch,
+            _ms_test_call(runner, jpeg, batch) if plan.ms_test else _timed_call(runner, synthetic_batch(batch, *plan.imgsz)),
+            device,
+        )
+        for batch in plan.batches
+    ]
+
+
+def schedule(n_workloads: int, repeats: int, interleave: bool) -> list[tuple[int, int]]:
+    """The order of ``(workload, repeat)`` timings.
+
+    Sequential runs every repeat of a workload back to back. Interleaved runs rounds: one
+    repeat of every workload, then the next round. A machine that slows down for a minute
+    (another job, thermal or boost limits) then slows every variant of a round alike, so the
+    ratios between variants stay honest where sequential timing would blame one of them."""
+    if interleave:
+        return [(w, r) for r in range(repeats) for w in range(n_workloads)]
+    return [(w, r) for w in range(n_workloads) for r in range(repeats)]
+
+
+def time_repeat(work: Workload, plan: BenchPlan, track_memory: bool = True) -> None:
+    """One repeat: warm-up, then timed calls (:func:`measure`). Memory peaks are taken only
+    where the process runs one artifact (sequential), else they would mix artifacts."""
+    cuda = work.device is not None and work.device.type == "cuda"
+    if track_memory and not work.repeats:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(work.device)
         reset_peak_host_memory()
-        repeats = []
-        samples: list[float] = []
-        for _ in range(plan.repeats):
-            times = measure(call, plan.policy, device)
-            repeats.append(summarize(times, batch).per_image * 1e3)
-            samples.extend(times)
-        stats = summarize(samples, batch)
-        row: dict[str, Any] = {
-            "artifact": target.artifact,
-            "backend": target.backend,
-            "precision": target.precision,
-            "device": str(device or "cpu"),
-            "batch": batch,
-            "input": plan.input_label,
-            "size_mb": round(target.size_mb, 2) if target.size_mb is not None else None,
-            **stats.to_dict(),
-            # the gate's figure: median over repeats, robust to one disturbed repeat
-            "per_image_ms": round(median_of_repeats(repeats), 4),
-            "repeat_per_image_ms": [round(r, 4) for r in repeats],
-            "peak_host_mb": peak_host_memory_mb(),
-            "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-            if device is not None and device.type == "cuda"
-            else None,
-        }
-        rows.append(row)
-    return rows
+    times = measure(work.call, plan.policy, work.device)
+    work.repeats.append(summarize(times, work.batch).per_image * 1e3)
+    work.samples.extend(times)
+    if track_memory:
+        work.peak_host_mb = peak_host_memory_mb()
+        work.peak_gpu_mb = round(torch.cuda.max_memory_allocated(work.device) / 2**20, 1) if cuda else None
+
+
+def result_row(work: Workload, plan: BenchPlan) -> dict[str, Any]:
+    """The JSON row of a timed workload."""
+    target = work.target
+    return {
+        "artifact": target.artifact,
+        "backend": target.backend,
+        "precision": target.precision,
+        "device": str(work.device or "cpu"),
+        "batch": work.batch,
+        "input": plan.input_label,
+        "size_mb": round(target.size_mb, 2) if target.size_mb is not None else None,
+        **summarize(work.samples, work.batch).to_dict(),
+        # the gate's figure: median over repeats, robust to one disturbed repeat
+        "per_image_ms": round(median_of_repeats(work.repeats), 4),
+        "repeat_per_image_ms": [round(r, 4) for r in work.repeats],
+        "peak_host_mb": work.peak_host_mb,
+        "peak_gpu_mb": work.peak_gpu_mb,
+    }
+
+
+def bench_target(target: Target, plan: BenchPlan, runner: Runner) -> list[dict[str, Any]]:
+    """Every repeat of one target, back to back (the sequential schedule)."""
+    works = workloads(target, plan, runner)
+    for w, _ in schedule(len(works), plan.repeats, interleave=False):
+        time_repeat(works[w], plan)
+    return [result_row(work, plan) for work in works]
 
 
 def parity_verifier(reference: Runner, imgsz: tuple[int, int], int8: bool) -> Verifier:

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from acfd_deploy.bench.gate import SCHEMA_VERSION, check_baseline, check_budget, result_key
-from acfd_deploy.bench.harness import BenchPlan, bench_target, parity_row, parity_verifier
+from acfd_deploy.bench.harness import (
+    BenchPlan,
+    bench_target,
+    parity_row,
+    parity_verifier,
+    result_row,
+    schedule,
+    time_repeat,
+    workloads,
+)
 from acfd_deploy.bench.targets import Target, TorchOptions, targets_for, targets_for_export_dir
 from acfd_deploy.bench.timing import TimingPolicy, reference_workload
 from acfd_deploy.errors import AcfdError
@@ -34,6 +43,7 @@ class BenchOptions:
     parity: bool = False
     weights: Path | None = None
     repeats: int = 3
+    interleave: bool = False
     min_time: float = 1.0
     warmup: int = 3
     cuda_graphs: bool = False
@@ -109,10 +119,30 @@ def _backend_for(model: str, wanted: str | None) -> str | None:
         return None
 
 
-def _progress(targets: list[Target], enabled: bool) -> Any:
+def _progress(items: Any, enabled: bool, unit: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(targets, desc="benchmark", unit="artifact", disable=None if enabled else True, leave=False)
+    return tqdm(items, desc="benchmark", unit=unit, disable=None if enabled else True, leave=False)
+
+
+def _time_targets(targets: list[Target], plan: BenchPlan, interleave: bool, progress: bool, finish: Any) -> list[dict[str, Any]]:
+    """Time every target and hand each, with its runner and rows, to ``finish`` (parity,
+    efficiency, close). Sequential holds one runner at a time; interleaved holds them all
+    and times them in rounds (:func:`~acfd_deploy.bench.harness.schedule`)."""
+    rows: list[dict[str, Any]] = []
+    if not interleave:
+        for target in _progress(targets, progress, "artifact"):
+            runner = target.make_runner()
+            rows += finish(target, runner, bench_target(target, plan, runner))
+        return rows
+    runners = [target.make_runner() for target in targets]
+    works = [workloads(target, plan, runner) for target, runner in zip(targets, runners)]
+    flat = [work for target_works in works for work in target_works]
+    for w, _ in _progress(schedule(len(flat), plan.repeats, interleave=True), progress, "repeat"):
+        time_repeat(flat[w], plan, track_memory=False)
+    for target, runner, target_works in zip(targets, runners, works):
+        rows += finish(target, runner, [result_row(work, plan) for work in target_works])
+    return rows
 
 
 def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
@@ -154,10 +184,8 @@ def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
         from acfd_deploy.runtime.torch_runner import TorchRunner
 
         reference_runner = TorchRunner(load_model(reference_path), "cpu", "fp32", "reference")
-    rows: list[dict[str, Any]] = []
-    for target in _progress(targets, opts.progress):
-        runner = target.make_runner()
-        target_rows = bench_target(target, plan, runner)
+
+    def finish(target: Target, runner: Any, target_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if reference_runner is not None:
             int8 = target.precision == "int8"
             verifier = verifiers.setdefault(int8, parity_verifier(reference_runner, plan.imgsz, int8))
@@ -169,7 +197,9 @@ def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
         close = getattr(runner, "close", None)
         if close is not None:
             close()
-        rows += target_rows
+        return target_rows
+
+    rows = _time_targets(targets, plan, opts.interleave, opts.progress, finish)
     for finding in check_budget(rows, budget):
         next(r for r in rows if result_key(r) == finding.key)["budget_ok"] = finding.ok
     document: dict[str, Any] = {
@@ -185,6 +215,7 @@ def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
             "batches": list(plan.batches),
             "input": plan.input_label,
             "repeats": plan.repeats,
+            "schedule": "interleaved" if opts.interleave else "sequential",
             "min_time_s": opts.min_time,
             "warmup": opts.warmup,
         },

@@ -1,6 +1,7 @@
 """acfd-bench: batched latency, the 50 ms budget, parity, and a regression gate.
 
 acfd-bench --model out/acfd.onnx out/acfd.int8.onnx --batch 1,8 --imgsz 640 640
+acfd-bench --export-dir out --interleave --repeats 5      # ratios between artifacts on a busy machine
 acfd-bench --export-dir out --ms-test --batch 1,8,16,32 --budget-ms 50 --parity
 acfd-bench --export-dir out --json now.json --baseline benchmarks/baselines/gpu-h100.json
 """
@@ -72,6 +73,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     timing.add_argument(
         "--repeats", type=positive_int, default=3, metavar="N", help="independent timing runs per artifact and batch (median reported)"
     )
+    timing.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time in rounds, one repeat of every artifact per round, so a machine that slows down slows all alike "
+        "(sturdier ratios between artifacts; all are loaded at once, and memory peaks are not reported)",
+    )
     timing.add_argument("--min-time", type=float, default=1.0, metavar="S", help="seconds of timed calls per repeat (at least 5 calls)")
     timing.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed calls before each repeat")
     out = p.add_argument_group("output")
@@ -102,6 +109,7 @@ def _body(args: argparse.Namespace) -> int:
         parity=args.parity,
         weights=args.weights,
         repeats=args.repeats,
+        interleave=args.interleave,
         min_time=args.min_time,
         warmup=args.warmup,
         cuda_graphs=args.cuda_graphs,

@@ -16,6 +16,8 @@ SOURCES = [
     *ROOT.glob("tests/*.py"),
     *ROOT.glob("benchmarks/**/*.py"),
     *ROOT.glob("benchmarks/**/*.sh"),
+    *ROOT.glob("benchmarks/**/*.md"),
+    *ROOT.glob("benchmarks/**/*.txt"),
     *ROOT.glob("scripts/*.sh"),
     *ROOT.glob("*.md"),
     *ROOT.glob("docs/*.md"),
@@ -23,6 +25,9 @@ SOURCES = [
     *ROOT.glob("acfd_deploy/assets/*.md"),
 ]
 MARKDOWN = [p for p in SOURCES if p.suffix == ".md"]
+# documents the project's authors had and users never see; spelled in pieces so that this
+# file does not cite them itself
+UNSEEN = ("DESIGN" + ".md", "../" + "shared")
 
 
 def slug(heading: str) -> str:
@@ -51,7 +56,7 @@ def test_every_cited_section_exists() -> None:
 
 
 def test_no_file_cites_a_document_users_do_not_have() -> None:
-    offenders = [str(p.relative_to(ROOT)) for p in SOURCES if p != Path(__file__) and "DESIGN.md" in p.read_text()]
+    offenders = [str(p.relative_to(ROOT)) for p in SOURCES if any(name in p.read_text() for name in UNSEEN)]
     assert not offenders, offenders
 
 

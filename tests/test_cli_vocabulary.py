@@ -240,3 +240,14 @@ def test_sigterm_handler_is_restored_after_a_command(tmp_path: Path) -> None:
     before = signal.getsignal(signal.SIGTERM)
     assert synth.main(["--out", str(tmp_path), "--num", "1", "--imgsz", "64", "--no-progress"]) == 0
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "NaN"])
+def test_numbers_are_finite(text: str) -> None:
+    """nan passes every bound check and inf every lower one: both are refused by name."""
+    from acfd_deploy.cli.common import number
+
+    parse = number(float, "a positive number of seconds", 1e-3)
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected a positive number of seconds, got '{text}'"):
+        parse(text)
+    assert parse("2.5") == 2.5

@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acfd_deploy.bench.gate import SCHEMA_VERSION, check_baseline, check_budget, result_key
 from acfd_deploy.bench.harness import (
@@ -26,6 +26,9 @@ from acfd_deploy.bench.harness import (
 from acfd_deploy.bench.targets import Target, TorchOptions, targets_for, targets_for_export_dir
 from acfd_deploy.bench.timing import TimingPolicy, reference_workload
 from acfd_deploy.errors import AcfdError
+
+if TYPE_CHECKING:
+    from acfd_deploy.runtime.registry import Backend
 
 
 @dataclass
@@ -75,8 +78,6 @@ def read_baseline(path: Path) -> dict[str, Any]:
 def collect_targets(opts: BenchOptions, torch_opts: TorchOptions) -> tuple[list[Target], Path | None]:
     """The targets to measure (after the --backend / --precision filters) and the training
     checkpoint that --parity compares with."""
-    from acfd_deploy.runtime.registry import backend_for, is_url
-
     targets: list[Target] = []
     reference = opts.weights
     if opts.export_dir:
@@ -84,16 +85,13 @@ def collect_targets(opts: BenchOptions, torch_opts: TorchOptions) -> tuple[list[
         targets += found
         reference = reference or ref
     for model in opts.models:
-        backend = _backend_for(model, opts.backend)
-        options: dict[str, object] | None = {"precision": "bf16"} if opts.precision == "bf16" and backend == "openvino" else None
-        new = targets_for(model, torch_opts, backend, options)
+        chosen = _backend_for(model, opts.backend)
+        # a precision the backend runs any of its artifacts at (OpenVINO's bf16 on an fp32 IR)
+        at_runtime = chosen is not None and opts.precision in chosen.runtime_precisions
+        options: dict[str, object] | None = {"precision": opts.precision} if at_runtime else None
+        new = targets_for(model, torch_opts, chosen.name if chosen else None, options)
         targets += new
-        if (
-            reference is None
-            and not is_url(model)
-            and backend_for(model).name == "torch"
-            and any("training graph" in t.artifact for t in new)
-        ):
+        if reference is None and chosen is not None and chosen.name == "torch" and any("training graph" in t.artifact for t in new):
             reference = Path(model)
     if opts.backend:
         targets = [t for t in targets if t.backend == opts.backend]
@@ -106,17 +104,18 @@ def collect_targets(opts: BenchOptions, torch_opts: TorchOptions) -> tuple[list[
     return targets, reference
 
 
-def _backend_for(model: str, wanted: str | None) -> str | None:
-    """``--backend`` where it can run the model (OpenVINO also reads .onnx), else the
-    model's default backend (the filter then decides)."""
+def _backend_for(model: str, wanted: str | None) -> Backend | None:
+    """The backend that runs ``model``: ``--backend`` where it can (OpenVINO also reads
+    .onnx), else the model's default (the filter then decides); None for a reference no
+    backend takes (:func:`targets_for` says why)."""
     from acfd_deploy.runtime.registry import backend_for
 
-    if wanted is None:
-        return None
-    try:
-        return backend_for(model, wanted).name
-    except AcfdError:
-        return None
+    for name in dict.fromkeys((wanted, None)):
+        try:
+            return backend_for(model, name)
+        except AcfdError:
+            pass
+    return None
 
 
 def _progress(items: Any, enabled: bool, unit: str) -> Any:

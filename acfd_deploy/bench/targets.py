@@ -107,6 +107,7 @@ def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Targe
     """Every artifact listed in ``folder/export.json`` (those that run on this device),
     and the weights it was made from (the parity reference) when that file still exists."""
     from acfd_deploy.manifest import read_manifest
+    from acfd_deploy.runtime.device import parse_device
     from acfd_deploy.runtime.registry import backend_for
 
     manifest = read_manifest(folder)
@@ -121,8 +122,9 @@ def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Targe
         if not path.is_file():
             raise AcfdError(f"{folder / 'export.json'} lists {entry['path']}, which is missing")
         backend = entry.get("backend")
-        if backend_for(path, backend).devices == ("cuda",) and opts.device != "cuda" and not opts.device.startswith("cuda:"):
-            continue
+        kind = parse_device(opts.device).kind
+        if kind != "auto" and kind not in backend_for(path, backend).devices:
+            continue  # runs elsewhere (a plan on a CPU run, OpenVINO IR on a CUDA run), as load_runner would refuse
         key = (str(path), entry.get("precision", ""))
         if key in seen:
             continue

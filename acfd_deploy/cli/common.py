@@ -9,6 +9,7 @@ after SIGTERM, each once the command has cleaned up what it was writing.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -80,6 +81,8 @@ def number(kind: type[int] | type[float], what: str, low: float | None = None, h
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value):  # nan passes every bound check, inf every lower one
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f" ({low}..{high})" if low is not None and high is not None else ""
             raise argparse.ArgumentTypeError(f"expected {what}{bounds}, got {value}")

@@ -28,7 +28,9 @@ class Backend:
 
     ``factory`` is ``"module:callable"`` taking ``(reference, device=..., **options)``;
     ``precision`` (optional) is ``"module:callable"`` reading an artifact's precision
-    without loading a session (for listings); ``devices`` are the device kinds it runs on.
+    without loading a session (for listings); ``devices`` are the device kinds it runs on;
+    ``runtime_precisions`` are precisions it can run any of its artifacts at when asked
+    (``precision=`` option; OpenVINO's bf16 hint on an fp32 IR).
     """
 
     name: str
@@ -38,6 +40,7 @@ class Backend:
     devices: tuple[str, ...] = ("cpu", "cuda")
     precision: str | None = None
     install: str = ""
+    runtime_precisions: tuple[str, ...] = ()
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -95,6 +98,7 @@ register(
         devices=("cpu",),
         precision="acfd_deploy.runtime.openvino_model:file_precision",
         install="pip install 'acfd-deploy[openvino]'",
+        runtime_precisions=("bf16",),
     )
 )
 

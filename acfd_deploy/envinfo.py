@@ -8,15 +8,31 @@ from importlib import metadata
 from typing import Any
 
 
-def cpu_model() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The value of the first /proc/cpuinfo line starting with ``field`` (``None`` where
+    there is none or the file is not readable)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if line.startswith(field):
+                    return line.split(":", 1)[1]
     except OSError:
         pass
+    return None
+
+
+def cpu_model() -> str:
+    value = _cpuinfo("model name")
+    if value is not None:
+        return value.strip()
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``avx512_bf16``, ``amx_bf16``, ...; empty where
+    /proc/cpuinfo is not readable)."""
+    value = _cpuinfo("flags")
+    return set(value.split()) if value is not None else set()
 
 
 def package_version(name: str) -> str | None:

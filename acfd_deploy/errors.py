@@ -31,3 +31,9 @@ class CheckFailed(Exception):
 class Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt so that every cleanup on the way out runs
     (CI cancelling a job sends it); commands exit with 143 after it."""
+
+
+def one_line(exc: BaseException, limit: int) -> str:
+    """``exc``'s message on one line (whitespace runs collapsed), cut at ``limit``
+    characters; its type name when the message is empty."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__

@@ -44,13 +44,13 @@ sys.path.insert(0, str(ROOT))
 import acfd_deploy  # noqa: E402
 from acfd_deploy.calibrate import well_conditioned  # noqa: E402
 from acfd_deploy.data.synth import synthetic_batch  # noqa: E402
-from acfd_deploy.envinfo import environment, package_version  # noqa: E402
+from acfd_deploy.envinfo import cpu_flags, environment, package_version  # noqa: E402
 from acfd_deploy.export.int8 import load_calibration, quantize_int8  # noqa: E402
 from acfd_deploy.export.onnx_export import export_onnx, save_onnx, set_metadata, simplify_if_equal  # noqa: E402
 from acfd_deploy.export.openvino import write_ir  # noqa: E402
 from acfd_deploy.resources import calibration_dir, demo_weights  # noqa: E402
 from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner  # noqa: E402
-from acfd_deploy.runtime.openvino_model import cpu_flags, cpu_supports_bf16  # noqa: E402
+from acfd_deploy.runtime.openvino_model import cpu_supports_bf16  # noqa: E402
 from acfd_deploy.runtime.openvino_profile import format_breakdown, layer_breakdown  # noqa: E402
 from acfd_deploy.runtime.openvino_runner import OpenVinoRunner  # noqa: E402
 from acfd_deploy.runtime.torch_runner import TorchRunner  # noqa: E402

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 import acfd_deploy
-from acfd_deploy.calibrate import smooth_random_images
 from acfd_deploy.cli.export import main
 from acfd_deploy.export.graph import conv_weight_dtypes
 from acfd_deploy.export.onnx_export import read_metadata
@@ -29,30 +28,11 @@ from acfd_deploy.runtime.onnx_runner import OnnxRuntimeRunner
 from acfd_deploy.runtime.torch_runner import TorchRunner
 from acfd_deploy.verify.compare import detection_match, tensor_diff
 from acfd_deploy.verify.rules import FP16_MIN_MATCH, FP32_TOL, INT8_MIN_MATCH
+from tests.helpers import realistic, write_calib
 
 IMGSZ = (200, 264)
 STEM = "tiny"
 ARTIFACTS = (f"{STEM}.onnx", f"{STEM}.fp16.onnx", f"{STEM}.int8.onnx", f"{STEM}.deploy.pt", "export.json")
-
-
-def realistic(batch: int, h: int, w: int, seed: int) -> np.ndarray:
-    """Synthetic cartoon scenes when the generator is there, else smooth noise."""
-    try:
-        from acfd_deploy.data.synth import generate_sample, sample_rng
-    except ImportError:
-        return smooth_random_images(batch, h, w, seed=seed).numpy()
-    imgs = [generate_sample(sample_rng(seed, i), h, w)[0] for i in range(batch)]
-    return np.ascontiguousarray(np.stack(imgs).transpose(0, 3, 1, 2), dtype=np.float32)
-
-
-def write_calib(folder: Path, count: int = 6, size: tuple[int, int] = (180, 240)) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    imgs = realistic(count, *size, seed=99)
-    for i, img in enumerate(imgs):
-        Image.fromarray(img.transpose(1, 2, 0).astype(np.uint8)).save(folder / f"c{i}.png")
-    return folder
 
 
 @pytest.fixture(scope="session")

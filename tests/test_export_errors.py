@@ -11,6 +11,7 @@ import torch
 
 import acfd_deploy
 from acfd_deploy.cli.export import main
+from tests.helpers import beside, write_calib
 
 
 def _exit_code(args: list[str]) -> int:
@@ -25,11 +26,6 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
 
 
-def _beside(out: Path) -> list[str]:
-    """What a run left next to --out: staging folders, old copies, its lock file."""
-    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
-
-
 @pytest.fixture(scope="module")
 def tiny_weights(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return acfd_deploy.save_checkpoint(tiny_model, tmp_path_factory.mktemp("w") / "tiny.pth")
@@ -37,8 +33,6 @@ def tiny_weights(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.test_export_cli import write_calib
-
     return write_calib(tmp_path_factory.mktemp("calib"), count=3, size=(150, 170))
 
 
@@ -120,7 +114,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert re.search(expect, err), err
     assert "Traceback" not in err
     leftovers = [n for n in _files(out) if n.endswith((".onnx", ".plan", ".pt", ".json", ".partial"))]
-    assert leftovers == [] and _beside(out) == []
+    assert leftovers == [] and beside(out) == []
 
 
 def test_engine_tensorrt_without_tensorrt_is_bad_input(tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,7 +174,7 @@ def test_interrupted_export_leaves_no_complete_looking_file(
     assert main(args) == 130
     assert _files(out) == ["export.json", "tiny.onnx"], _files(out)
     assert (out / "export.json").read_text() == "{}" and (out / "tiny.onnx").read_bytes() == b"the earlier model"
-    assert _beside(out) == []
+    assert beside(out) == []
 
 
 def test_parity_failure_exits_1_and_keeps_the_evidence(
@@ -202,4 +196,4 @@ def test_parity_failure_exits_1_and_keeps_the_evidence(
     assert manifest["passed"] is False and manifest["status"] == "failed"
     assert all(a["passed"] is False and a["verdict"]["required"]["score_abs"] == 0.0 for a in manifest["artifacts"])
     assert (out / "tiny.onnx").is_file() and check_folder(out) == []
-    assert not (tmp_path / "out.failed").exists() and _beside(out) == []
+    assert not (tmp_path / "out.failed").exists() and beside(out) == []

@@ -24,6 +24,7 @@ import torch
 import acfd_deploy
 from acfd_deploy.cli.export import main
 from acfd_deploy.manifest import check_folder
+from tests.helpers import beside, write_calib
 
 BASE_IMGSZ = ["160", "192"]
 OTHER_IMGSZ = ["176", "208"]  # the interrupted re-export asks for another size
@@ -33,14 +34,8 @@ def _tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def _beside(out: Path) -> list[str]:
-    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
-
-
 @pytest.fixture(scope="module")
 def setup(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from tests.test_export_cli import write_calib
-
     root = tmp_path_factory.mktemp("staged-export")
     weights = acfd_deploy.save_checkpoint(tiny_model, root / "tiny.pth")
     calib = write_calib(root / "calib", count=3, size=(150, 170))
@@ -86,7 +81,7 @@ def _start_reexport(setup: dict, out: Path) -> subprocess.Popen[str]:
     )
     deadline = time.monotonic() + 120
     prefix = f".{out.name}.staging-{proc.pid}-"
-    while not any(name.startswith(prefix) for name in _beside(out)):
+    while not any(name.startswith(prefix) for name in beside(out)):
         if proc.poll() is not None:
             stdout, stderr = proc.communicate()
             pytest.fail(f"the re-export ended (exit {proc.returncode}) before it started writing: {stdout[-1500:]} {stderr[-1500:]}")
@@ -107,7 +102,7 @@ def test_sigterm_mid_reexport_leaves_the_previous_export(setup: dict, base: dict
     assert proc.returncode == 143, stdout[-2000:] + stderr[-2000:]
     assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
     _assert_untouched(base)
-    assert _beside(out) == []  # SIGTERM runs the cleanup: no staging folder, no lock file
+    assert beside(out) == []  # SIGTERM runs the cleanup: no staging folder, no lock file
 
 
 def test_sigkill_mid_reexport_leaves_the_previous_export(setup: dict, base: dict) -> None:
@@ -118,7 +113,7 @@ def test_sigkill_mid_reexport_leaves_the_previous_export(setup: dict, base: dict
     assert proc.returncode == -signal.SIGKILL
     _assert_untouched(base)
     # SIGKILL runs no code: the half-made export stays beside --out (never in it) until the next run
-    assert any(name.startswith(f".{out.name}.staging-{proc.pid}-") for name in _beside(out)), _beside(out)
+    assert any(name.startswith(f".{out.name}.staging-{proc.pid}-") for name in beside(out)), beside(out)
 
 
 def test_a_concurrent_export_into_the_same_out_is_refused(setup: dict, base: dict, capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,7 +145,7 @@ def test_a_failed_reexport_does_not_replace_a_verified_one(
     failed = out.with_name(out.name + ".failed")
     assert f"kept in {failed} for inspection; the previous verified export in {out} is unchanged" in err
     _assert_untouched(base)
-    assert _beside(out) == []  # a run that gets the lock removes what killed runs left
+    assert beside(out) == []  # a run that gets the lock removes what killed runs left
     kept = json.loads((failed / "export.json").read_text())
     assert kept["status"] == "failed" and kept["options"]["imgsz"] == [int(v) for v in OTHER_IMGSZ]
     assert check_folder(failed) == []

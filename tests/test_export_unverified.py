@@ -35,7 +35,7 @@ def blind(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory)
     with torch.no_grad():
         model.head.cls.bias.fill_(-30.0)  # sigmoid(-30 + a little) is ~1e-13: no anchor reaches 0.3
     weights = acfd_deploy.save_checkpoint(model, root / "blind.pth")
-    from tests.test_export_cli import write_calib
+    from tests.helpers import write_calib
 
     calib = write_calib(root / "calib", count=3, size=(150, 170))
     return {"root": root, "weights": weights, "calib": calib, "model": model}

@@ -12,20 +12,11 @@ from PIL import Image
 
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.pipeline.io import ImageLoadError, find_images, image_size, iter_loaded, load_image
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    """One PNG chunk, to hand-craft files PIL will not write."""
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def _gradient(h: int = 30, w: int = 40) -> np.ndarray:
-    y, x = np.mgrid[0:h, 0:w]
-    return np.stack([x * 6, y * 8, (x + y) * 3], axis=-1).astype(np.uint8)
+from tests.helpers import bomb_png, gradient, png_chunk
 
 
 def test_rgb_png_and_jpeg(tmp_path: Path) -> None:
-    arr = _gradient()
+    arr = gradient()
     Image.fromarray(arr).save(tmp_path / "a.png")
     Image.fromarray(arr).save(tmp_path / "a.jpg", quality=95)
     png, jpg = load_image(tmp_path / "a.png"), load_image(tmp_path / "a.jpg")
@@ -35,11 +26,11 @@ def test_rgb_png_and_jpeg(tmp_path: Path) -> None:
 
 
 def test_grayscale_and_palette(tmp_path: Path) -> None:
-    gray = _gradient()[..., 0]
+    gray = gradient()[..., 0]
     Image.fromarray(gray, mode="L").save(tmp_path / "g.png")
     out = load_image(tmp_path / "g.png")
     assert out.shape == (30, 40, 3) and np.array_equal(out[..., 1], gray) and np.array_equal(out[..., 2], gray)
-    Image.fromarray(_gradient()).convert("P").save(tmp_path / "p.png")
+    Image.fromarray(gradient()).convert("P").save(tmp_path / "p.png")
     assert load_image(tmp_path / "p.png").shape == (30, 40, 3)
     Image.fromarray(gray > 100).save(tmp_path / "bw.png")  # mode "1"
     bw = load_image(tmp_path / "bw.png")
@@ -74,14 +65,14 @@ def test_sixteen_bit_rgb(tmp_path: Path) -> None:
     raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(h))
     header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)  # 16 bits per channel, RGB
     (tmp_path / "rgb16.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b"")
     )
     out = load_image(tmp_path / "rgb16.png")
     assert out.shape == (4, 3, 3) and out[0, 0].tolist() == [255, 100, 0]
 
 
 def test_cmyk_jpeg(tmp_path: Path) -> None:
-    Image.fromarray(_gradient()).convert("CMYK").save(tmp_path / "c.jpg")
+    Image.fromarray(gradient()).convert("CMYK").save(tmp_path / "c.jpg")
     assert load_image(tmp_path / "c.jpg").shape == (30, 40, 3)
 
 
@@ -109,7 +100,7 @@ def test_exif_orientation_applied(tmp_path: Path) -> None:
 def test_bad_files_give_clear_errors(tmp_path: Path, name: str, content: bytes | None, message: str) -> None:
     path = tmp_path / name
     if content is None:
-        Image.fromarray(_gradient(200, 200)).save(tmp_path / "full.png")
+        Image.fromarray(gradient(200, 200)).save(tmp_path / "full.png")
         data = (tmp_path / "full.png").read_bytes()
         content = data[: len(data) // 2]
     path.write_bytes(content)
@@ -126,25 +117,20 @@ def test_missing_and_directory(tmp_path: Path) -> None:
         load_image(tmp_path)
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + _chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_refused_before_decoding(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header_only(100_000, 100_000))  # 10 gigapixels claimed in 100 bytes
+    path.write_bytes(bomb_png(100_000, 100_000))  # 10 gigapixels claimed in 100 bytes
     with pytest.raises(ImageLoadError, match="decompression bomb"):
         load_image(path)
-    Image.fromarray(_gradient()).save(tmp_path / "small.png")
+    Image.fromarray(gradient()).save(tmp_path / "small.png")
     with pytest.raises(ImageLoadError, match="MP limit"):
         load_image(tmp_path / "small.png", max_pixels=100)
 
 
 def test_batch_goes_on_after_a_bad_file(tmp_path: Path) -> None:
-    Image.fromarray(_gradient()).save(tmp_path / "a.png")
+    Image.fromarray(gradient()).save(tmp_path / "a.png")
     (tmp_path / "b.png").write_bytes(b"garbage")
-    Image.fromarray(_gradient(12, 17)).save(tmp_path / "c.png")
+    Image.fromarray(gradient(12, 17)).save(tmp_path / "c.png")
     results = list(iter_loaded([tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"]))
     assert [p.name for p, _ in results] == ["a.png", "b.png", "c.png"]
     assert isinstance(results[1][1], ImageLoadError)
@@ -166,6 +152,6 @@ def test_find_images(tmp_path: Path) -> None:
 def test_zero_dimension_image_is_an_error(tmp_path: Path, width: int, height: int) -> None:
     path = tmp_path / "zero.png"
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"")) + _chunk(b"IEND", b""))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"")) + png_chunk(b"IEND", b""))
     with pytest.raises(ImageLoadError, match="zero.png"):
         load_image(path)

@@ -8,7 +8,6 @@ scoring at least 0.3 found again with IoU >= 0.99 and a score within 1e-3.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -33,6 +32,7 @@ import acfd_deploy  # noqa: E402
 from acfd_deploy.errors import AcfdError  # noqa: E402
 from acfd_deploy.serve.server import find_tritonserver, free_port  # noqa: E402
 from acfd_deploy.serve.stubenv import stub_numpy_site  # noqa: E402
+from tests.helpers import bomb_png, encoded  # noqa: E402
 
 try:
     find_tritonserver()
@@ -48,23 +48,6 @@ REPO_ROOT = Path(acfd_deploy.__file__).resolve().parents[1]
 # ---------------------------------------------------------------- data
 
 
-def _bytes(arr: np.ndarray, fmt: str, **kw: Any) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Synthetic cartoon scenes with faces, in the formats acfd-detect reads."""
@@ -77,10 +60,10 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     alpha = np.full(scenes[1].shape[:2], 255, np.uint8)
     alpha[:, :60] = 0  # a transparent strip, composited over white
     files = {
-        "a.jpg": _bytes(scenes[0], "JPEG", quality=92, exif=exif),
-        "b.png": _bytes(np.dstack([scenes[1], alpha]), "PNG"),
-        "c.bmp": _bytes(scenes[2], "BMP"),
-        "d.webp": _bytes(scenes[3], "WEBP", quality=90),
+        "a.jpg": encoded(scenes[0], "JPEG", quality=92, exif=exif),
+        "b.png": encoded(np.dstack([scenes[1], alpha]), "PNG"),
+        "c.bmp": encoded(scenes[2], "BMP"),
+        "d.webp": encoded(scenes[3], "WEBP", quality=90),
     }
     out = {}
     for name, data in files.items():
@@ -306,7 +289,7 @@ def test_bad_requests_fail_alone_inside_concurrent_batches(served: Served, image
         "empty": _image_input([b""]),
         "not an image": _image_input([b"these bytes are no picture"]),
         "truncated": _image_input([jpeg[: len(jpeg) // 3]]),
-        "decompression bomb": _image_input([_bomb_png()]),
+        "decompression bomb": _image_input([bomb_png()]),
         "expects 'BYTES'": raw("image", "FP32", np.zeros((1, 1), np.float32)),
         "shape": raw("image", "BYTES", np.asarray([[jpeg, jpeg]], dtype=object)),
     }

@@ -6,13 +6,10 @@ about a served model (--require-verified), the launcher's environment, acfd-serv
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
-import struct
 import sys
 import sysconfig
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +26,7 @@ from acfd_deploy.serve.params import ModelParams, parse_scales
 from acfd_deploy.serve.pbtxt import pbtxt_string, preferred_batch_sizes
 from acfd_deploy.serve.repository import write_serve_repository
 from acfd_deploy.serve.stock import choose_artifact, write_model_repository
+from tests.helpers import bomb_png, encoded, gradient
 
 
 def parse_config(path: Path):  # noqa: ANN201
@@ -41,27 +39,6 @@ def parse_config(path: Path):  # noqa: ANN201
 
 def params_of(config) -> dict[str, str]:  # noqa: ANN001
     return {k: v.string_value for k, v in config.parameters.items()}
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
-    """A PNG whose header claims ``width x height`` pixels (900 MP): refused before decoding."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + _chunk(b"IEND", b"")
-
-
-def encoded(arr: np.ndarray, fmt: str, **kw: object) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-def _gradient(h: int = 30, w: int = 40) -> np.ndarray:
-    y, x = np.mgrid[0:h, 0:w]
-    return np.stack([x * 6, y * 8, (x + y) * 3], axis=-1).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +233,7 @@ def test_pbtxt_helpers() -> None:
 
 
 def test_decoded_bytes_equal_acfd_detect_file_reading(tmp_path: Path) -> None:
-    arr = _gradient(60, 80)
+    arr = gradient(60, 80)
     rgba = np.dstack([arr, np.linspace(0, 255, 80, dtype=np.uint8)[None, :].repeat(60, 0)])
     img = Image.fromarray(arr)
     exif = img.getexif()
@@ -289,7 +266,7 @@ def test_decode_errors_name_the_problem(data: bytes, why: str) -> None:
 
 
 def test_truncated_file_is_refused() -> None:
-    data = encoded(_gradient(200, 200), "JPEG", quality=95)
+    data = encoded(gradient(200, 200), "JPEG", quality=95)
     with pytest.raises(ImageLoadError, match="truncated"):
         decode_image(data[: len(data) // 2])
 
@@ -358,8 +335,8 @@ def test_end_to_end_handler_isolates_bad_images() -> None:
     runner = FakeRunner()
     detector = Detector(runner, DetectorConfig(scales=((128, 160),), batch_size=8), min_size=125)
     handler = EndToEndHandler(detector, conf=0.5)
-    good = np.asarray([[encoded(_gradient(64, 80), "PNG")]], dtype=object)
-    pair = np.asarray([[encoded(_gradient(32, 40), "JPEG")], [encoded(_gradient(50, 50), "BMP")]], dtype=object)
+    good = np.asarray([[encoded(gradient(64, 80), "PNG")]], dtype=object)
+    pair = np.asarray([[encoded(gradient(32, 40), "JPEG")], [encoded(gradient(50, 50), "BMP")]], dtype=object)
     results = handler(
         [good, np.asarray([[b""]], dtype=object), pair, np.asarray([[bomb_png()]], dtype=object), np.asarray([["text"]], dtype=object)]
     )

@@ -15,6 +15,7 @@ import pytest
 from acfd_deploy import staging
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.staging import FolderBusyError, staged_folder
+from tests.helpers import beside
 
 MARKER = "result.json"
 
@@ -22,10 +23,6 @@ MARKER = "result.json"
 def _tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes (the folder's complete contents)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _beside(target: Path) -> list[str]:
-    return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
 
 
 def _fill(folder: Path, version: str) -> None:
@@ -53,7 +50,7 @@ def test_commit_replaces_the_whole_folder_with_the_new_version(old: Path) -> Non
         assert stage.commit() == old.absolute()
     assert sorted(_tree(old)) == sorted([MARKER, "model-2.bin", "sub/nested.txt"])  # exactly version 2: no file of version 1 survives
     assert _tree(old)["sub/nested.txt"] == b"2"
-    assert _beside(old) == []  # no staging folder, no old copy, no lock file
+    assert beside(old) == []  # no staging folder, no old copy, no lock file
 
 
 def test_first_run_creates_the_target(tmp_path: Path) -> None:
@@ -61,7 +58,7 @@ def test_first_run_creates_the_target(tmp_path: Path) -> None:
     with staged_folder(target, MARKER, "test output") as stage:
         _fill(stage.path, "1")
         stage.commit()
-    assert _tree(target)[MARKER] == b'{"version": "1"}' and _beside(target) == []
+    assert _tree(target)[MARKER] == b'{"version": "1"}' and beside(target) == []
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
@@ -71,7 +68,7 @@ def test_an_error_inside_leaves_the_old_folder_byte_identical(old: Path, error: 
         _fill(stage.path, "2")
         raise error
     assert _tree(old) == before
-    assert _beside(old) == []
+    assert beside(old) == []
     with staged_folder(old, MARKER, "test output") as stage:  # the lock was released
         pass
     assert _tree(old) == before  # a run that never commits changes nothing
@@ -85,7 +82,7 @@ def test_commit_elsewhere_keeps_the_target(old: Path) -> None:
         _fill(stage.path, "2")
         assert stage.commit(failed) == failed
     assert _tree(old) == before and _tree(failed)[MARKER] == b'{"version": "2"}'
-    assert _beside(old) == []
+    assert beside(old) == []
 
 
 def test_the_fallback_swap_without_renameat2(old: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,7 +98,7 @@ def test_the_fallback_swap_without_renameat2(old: Path, monkeypatch: pytest.Monk
         stage.commit()
     assert calls, "the fallback was not exercised"
     assert sorted(_tree(old)) == sorted([MARKER, "model-2.bin", "sub/nested.txt"])
-    assert _beside(old) == []
+    assert beside(old) == []
 
 
 def test_a_second_run_on_the_same_target_is_refused_naming_the_holder(old: Path) -> None:
@@ -146,11 +143,11 @@ def test_another_process_holds_the_lock_then_is_killed(old: Path) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert any(name.startswith(f".out.staging-{proc.pid}-") for name in _beside(old)), _beside(old)
+    assert any(name.startswith(f".out.staging-{proc.pid}-") for name in beside(old)), beside(old)
     assert _tree(old) == before
     with staged_folder(old, MARKER, "test output") as stage:
-        assert [n for n in _beside(old) if ".staging-" in n] == [stage.path.name]  # the killed run's leftovers are gone
-    assert _tree(old) == before and _beside(old) == []
+        assert [n for n in beside(old) if ".staging-" in n] == [stage.path.name]  # the killed run's leftovers are gone
+    assert _tree(old) == before and beside(old) == []
 
 
 def test_leftovers_of_killed_runs_are_removed(old: Path) -> None:
@@ -161,7 +158,7 @@ def test_leftovers_of_killed_runs_are_removed(old: Path) -> None:
     (old.parent / ".other.staging-1-x").mkdir()  # another target's: not ours to remove
     with staged_folder(old, MARKER, "test output"):
         pass
-    assert _beside(old) == [] and _tree(old) == before
+    assert beside(old) == [] and _tree(old) == before
     assert (old.parent / ".other.staging-1-x").is_dir()
 
 
@@ -175,8 +172,8 @@ def test_a_target_lost_between_the_two_renames_is_restored(tmp_path: Path) -> No
     (tmp_path / ".out.staging-99-abcdef01").mkdir()  # the new output that never got swapped in
     with staged_folder(target, MARKER, "test output") as stage:
         assert _tree(target)[MARKER] == b'{"version": "1"}'  # restored before the run writes anything
-        assert [n for n in _beside(target) if n != ".out.lock"] == [stage.path.name]
-    assert _tree(target)[MARKER] == b'{"version": "1"}' and _beside(target) == []
+        assert [n for n in beside(target) if n != ".out.lock"] == [stage.path.name]
+    assert _tree(target)[MARKER] == b'{"version": "1"}' and beside(target) == []
 
 
 def test_a_folder_that_is_not_this_commands_output_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,7 +183,7 @@ def test_a_folder_that_is_not_this_commands_output_is_refused(tmp_path: Path, mo
     refused = f"holds files but no {MARKER}, so it is not an earlier test output"
     with pytest.raises(AcfdError, match=refused), staged_folder(mine, MARKER, "test output"):
         pytest.fail("entered")
-    assert _tree(mine) == {"holiday.jpg": b"precious"} and _beside(mine) == []
+    assert _tree(mine) == {"holiday.jpg": b"precious"} and beside(mine) == []
     empty = tmp_path / "empty"
     empty.mkdir()
     with staged_folder(empty, MARKER, "test output") as stage:  # an empty folder is fine

@@ -219,7 +219,7 @@ def test_tensorrt_runner_refuses_the_cpu_before_anything_else(tmp_path: Path) ->
 def trt_export(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
     import acfd_deploy
     from acfd_deploy.cli.export import main
-    from tests.test_export_cli import write_calib
+    from tests.helpers import write_calib
 
     tmp = tmp_path_factory.mktemp("trt")
     weights = acfd_deploy.save_checkpoint(tiny_model, tmp / "tiny.pth")
@@ -238,7 +238,7 @@ def test_engine_built_in_the_requested_precision_and_matches(trt_export: Path, t
     from acfd_deploy.runtime.torch_runner import TorchRunner
     from acfd_deploy.verify.compare import detection_match
     from acfd_deploy.verify.rules import FP16_MIN_MATCH, INT8_MIN_MATCH
-    from tests.test_export_cli import realistic
+    from tests.helpers import realistic
 
     plan = trt_export / f"tiny.{precision}.plan"
     sidecar = read_sidecar(plan)

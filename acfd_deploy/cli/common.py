@@ -217,6 +217,14 @@ def add_scale_args(group: Any, note: str = "") -> None:
     )
 
 
+def scales_from_args(args: argparse.Namespace) -> tuple[tuple[int, int], ...]:
+    """The test scales the :func:`add_scale_args` flags ask for: the paper's three with
+    ``--ms-test``, else the one ``--imgsz``."""
+    from acfd_deploy.pipeline.detector import MS_TEST_SCALES
+
+    return MS_TEST_SCALES if args.ms_test else (tuple(args.imgsz),)
+
+
 def add_pipeline_args(parser: argparse.ArgumentParser, model_required: bool = False, default_demo: bool = True) -> None:
     """The model and how images reach it: acfd-detect and acfd-eval --model."""
     group = parser.add_argument_group("model and pipeline")
@@ -233,7 +241,7 @@ def add_pipeline_args(parser: argparse.ArgumentParser, model_required: bool = Fa
 def detector_from_args(args: argparse.Namespace, prog: str) -> Any:
     """The :class:`~acfd_deploy.pipeline.detector.Detector` the pipeline flags describe;
     without ``--model``, the bundled demo model (said on stderr)."""
-    from acfd_deploy.pipeline.detector import MS_TEST_SCALES, Detector, DetectorConfig
+    from acfd_deploy.pipeline.detector import Detector, DetectorConfig
 
     if args.model is None:
         from acfd_deploy.resources import demo_weights
@@ -242,8 +250,7 @@ def detector_from_args(args: argparse.Namespace, prog: str) -> Any:
         print(f"{prog}: no --model given: using the bundled demo model (acfd-tiny, trained on synthetic faces only)", file=sys.stderr)
     from acfd_deploy.runtime.registry import backend_for
 
-    scales = MS_TEST_SCALES if args.ms_test else (tuple(args.imgsz),)
-    config = DetectorConfig(scales=scales, keep_ratio=args.keep_ratio, batch_size=args.batch)
+    config = DetectorConfig(scales=scales_from_args(args), keep_ratio=args.keep_ratio, batch_size=args.batch)
     backend = backend_for(args.model, getattr(args, "backend", None))
     # OpenVINO's throughput mode runs a batch's images on parallel streams: batch work gains
     options = {"mode": "throughput"} if backend.name == "openvino" and args.batch > 1 else {}

@@ -26,8 +26,6 @@ from acfd_deploy.eval.run import EvalOptions, run_eval
 
 PROG = "acfd-eval"
 
-# the old name of tell_apart, which tests/test_eval_official.py still checks here
-
 
 def _warn(message: str) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from acfd_deploy.cli.common import add_device, add_scale_args, make_parser, model_help, number, positive_int, run
+from acfd_deploy.cli.common import add_device, add_scale_args, make_parser, model_help, number, positive_int, run, scales_from_args
 
 PROG = "acfd-serve"
 
@@ -79,7 +79,6 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace, prog: str) -> int:
-    from acfd_deploy.pipeline.detector import MS_TEST_SCALES
     from acfd_deploy.serve.app import ServeOptions, serve
 
     options = ServeOptions(
@@ -91,7 +90,7 @@ def _body(args: argparse.Namespace, prog: str) -> int:
         max_batch=args.max_batch,
         max_queue_delay_us=args.max_queue_delay_us,
         instances=args.instances,
-        scales=MS_TEST_SCALES if args.ms_test else (tuple(args.imgsz),),
+        scales=scales_from_args(args),
         keep_ratio=args.keep_ratio,
         conf=args.conf,
         device=args.device,

@@ -160,7 +160,7 @@ def run_eval(opts: EvalOptions, detector: DetectorSource | None = None, warn: Wa
         pred = _read_pred(os.fspath(opts.pred), opts.allow_empty_pred, say)  # type: ignore[arg-type]
         sizes = {}
         if images_dir is not None:
-            sizes, _, unreadable = _image_sizes(images_dir, list(gt_boxes))
+            sizes, unreadable = _image_sizes(images_dir, list(gt_boxes))
             if unreadable:
                 say(f"{len(unreadable)} image(s) in {images_dir} could not be read for their size ({_examples(unreadable)})")
     pred_boxes, pred_scores = pred.boxes, pred.scores or {}
@@ -249,7 +249,8 @@ def _present_images(gt: Annotations, gt_name: str, images_dir: Path, say: Warn) 
     detector never saw is no miss of the detector's."""
     names = list(gt.boxes)
     present = [n for n in names if (images_dir / n).is_file()]
-    missing = [n for n in names if n not in set(present)]
+    present_set = set(present)
+    missing = [n for n in names if n not in present_set]
     if not present:
         raise AcfdError(f"none of the {len(names)} images named in {gt_name} is in {images_dir} (first: {names[0]})")
     if not missing:
@@ -261,21 +262,18 @@ def _present_images(gt: Annotations, gt_name: str, images_dir: Path, say: Warn) 
     return {n: gt.boxes[n] for n in present}
 
 
-def _image_sizes(directory: Path, names: Sequence[str]) -> tuple[dict[str, tuple[int, int]], list[str], list[str]]:
-    """Sizes of the named images found in ``directory``; (sizes, missing names, unreadable)."""
+def _image_sizes(directory: Path, names: Sequence[str]) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """Sizes of the named images in ``directory`` (names from :func:`_present_images`, so
+    all there); (sizes, the names that could not be read)."""
     from acfd_deploy.pipeline.io import ImageLoadError, image_size
 
-    sizes, missing, unreadable = {}, [], []
+    sizes, unreadable = {}, []
     for name in names:
-        p = directory / name
-        if not p.is_file():
-            missing.append(name)
-            continue
         try:
-            sizes[name] = image_size(p)
+            sizes[name] = image_size(directory / name)
         except ImageLoadError:
             unreadable.append(name)
-    return sizes, missing, unreadable
+    return sizes, unreadable
 
 
 # ---------------------------------------------------------------- running a detector
@@ -285,12 +283,13 @@ def _run_detector(
     detector: DetectorSource, names: list[str], images_dir: Path, progress: bool, say: Warn
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, tuple[int, int]], list[str]]:
     """The detector's boxes and scores (float64) and the image sizes, per image name; and
-    the names of the images that could not be read."""
+    the names of the images that could not be read. ``names`` come from
+    :func:`_present_images`, so all are in ``images_dir``."""
     from tqdm import tqdm
 
     from acfd_deploy.pipeline import ImageLoadError
 
-    paths = [images_dir / n for n in names if (images_dir / n).is_file()]
+    paths = [images_dir / n for n in names]
     if callable(detector):
         detector = detector()
     boxes, scores, sizes, failed = {}, {}, {}, []

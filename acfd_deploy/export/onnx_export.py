@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from acfd_deploy.fileio import atomic_path
+from acfd_deploy.runtime.onnx_runner import onnx_metadata
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("boxes", "scores")
@@ -92,8 +93,9 @@ def set_metadata(proto: onnx.ModelProto, meta: dict[str, Any]) -> None:
 
 
 def read_metadata(path_or_proto: str | os.PathLike[str] | onnx.ModelProto) -> dict[str, str]:
-    proto = path_or_proto if isinstance(path_or_proto, onnx.ModelProto) else onnx.load(str(path_or_proto), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}
+    if not isinstance(path_or_proto, onnx.ModelProto):
+        return onnx_metadata(path_or_proto)  # the runtime's reader: no weights loaded
+    return {p.key: p.value for p in path_or_proto.metadata_props}
 
 
 def save_onnx(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:

@@ -13,7 +13,7 @@ Two traps this module closes:
 
 The graph is the ONNX's, converted by ``openvino.convert_model``, with one exact rewrite:
 ceil-mode max-pools become floor mode with end padding, which OpenVINO accepts on the
-2-pixel maps of small inputs (see ``runtime.openvino_runner.pad_ceil_maxpools``).
+2-pixel maps of small inputs (see ``runtime.openvino_model.pad_ceil_maxpools``).
 
 The metadata (the keys acfd-export writes into the ONNX ``metadata_props``: config, input
 contract, precision, ...) goes into the IR's ``rt_info`` under the section ``acfd``, where
@@ -25,25 +25,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.runtime.openvino_model import IR_RT_SECTION, _import_ov, read_model
+from acfd_deploy.export.onnx_export import read_metadata
+from acfd_deploy.fileio import fsync_tree
+from acfd_deploy.runtime.openvino_model import IR_RT_SECTION, _import_ov, constant_types, read_model
 
-
-def constant_types(model: Any) -> Counter[str]:
-    """How many Constant ops of each element type (``{'f32': 329, 'i64': 73}``); in a
-    converted model the weights are the floating-point constants."""
-    return Counter(op.get_element_type().get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant")
-
-
-def _onnx_metadata(onnx_path: Path) -> dict[str, str]:
-    import onnx
-
-    proto = onnx.load(str(onnx_path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}
+__all__ = ["constant_types", "write_ir"]
 
 
 def write_ir(
@@ -59,7 +48,7 @@ def write_ir(
     if not onnx_path.is_file():
         raise AcfdError(f"ONNX file not found: {onnx_path}")
     if metadata is None:
-        metadata = _onnx_metadata(onnx_path)
+        metadata = read_metadata(onnx_path)
     bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:
         raise AcfdError(f"IR metadata must map strings to strings; not so for {', '.join(map(str, bad))}")
@@ -76,6 +65,7 @@ def write_ir(
         saved = constant_types(ov.Core().read_model(str(tmp_xml)))
         if saved != expected:
             raise AcfdError(f"the IR's weights changed type when saved: {dict(expected)} -> {dict(saved)}")
+        fsync_tree(tmpdir)  # the bytes reach the disk before the names do
         # an old .xml must never sit beside the new .bin: remove it first, so an interruption
         # leaves at worst a .bin without its .xml, which no reader takes for a model
         xml_path.unlink(missing_ok=True)

@@ -76,8 +76,10 @@ def validate(opts: ExportOptions) -> None:
     if opts.openvino:
         import importlib.util
 
+        from acfd_deploy.runtime.openvino_model import install_hint
+
         if importlib.util.find_spec("openvino") is None:
-            raise AcfdError("--openvino needs OpenVINO: pip install 'acfd-deploy[openvino]'")
+            raise AcfdError(f"--openvino needs OpenVINO: {install_hint()}")
     if opts.engine == "tensorrt":
         from acfd_deploy.export.tensorrt import tensorrt_status
 

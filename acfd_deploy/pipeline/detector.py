@@ -20,7 +20,7 @@ from acfd_deploy.errors import AcfdError
 from acfd_deploy.pipeline.io import DEFAULT_MAX_PIXELS, ImageLoadError, iter_loaded
 from acfd_deploy.pipeline.postprocess import PostprocessConfig, postprocess
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE, DEFAULT_PIXEL_MEAN, plan_arrays, preprocess_batch
-from acfd_deploy.runtime.base import Runner
+from acfd_deploy.runtime.base import Runner, runner_min_size
 
 # The paper's multi-scale test, (H, W)
 MS_TEST_SCALES: tuple[tuple[int, int], ...] = ((480, 645), (640, 860), (800, 1075))
@@ -80,7 +80,7 @@ class Detector:
         model = _model_of(runner)
         model_cfg = getattr(model, "config", None)
         self.pixel_mean = pixel_mean or tuple(getattr(model_cfg, "pixel_mean", DEFAULT_PIXEL_MEAN))
-        self.min_size = min_size or int(getattr(model, "min_size", getattr(runner, "min_size", DEFAULT_MIN_SIZE)))
+        self.min_size = min_size or runner_min_size(runner, DEFAULT_MIN_SIZE)
 
     def _infer(self, batch: np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]:
         # a PyTorch runner keeps outputs on its device, so post-processing runs there too

@@ -47,18 +47,30 @@ def providers_for(device: str | Device, available: Sequence[str]) -> list[str | 
     return [("CUDAExecutionProvider", {"device_id": str(dev.index)}), "CPUExecutionProvider"]
 
 
-def precision_of(path: str | os.PathLike[str]) -> str:
-    """From the file's ``precision`` metadata (acfd-export writes it), else its name."""
+def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """An ONNX file's ``metadata_props``, read without the weights' external data
+    (raises what ``onnx.load`` raises for a file it cannot read)."""
     import onnx
 
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def recorded_precision(path: str | os.PathLike[str]) -> str | None:
+    """The file's ``precision`` metadata (acfd-export writes it), read without the
+    weights; ``None`` where the file cannot be read or records no valid precision."""
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        value = onnx_metadata(path).get("precision")
     except Exception:
-        proto = None
-    if proto is not None:
-        for prop in proto.metadata_props:
-            if prop.key == "precision" and prop.value in _PRECISIONS:
-                return prop.value
+        return None
+    return value if value in _PRECISIONS else None
+
+
+def precision_of(path: str | os.PathLike[str]) -> str:
+    """From the file's ``precision`` metadata (acfd-export writes it), else its name."""
+    recorded = recorded_precision(path)
+    if recorded is not None:
+        return recorded
     name = Path(path).name
     return "fp16" if name.endswith(".fp16.onnx") else "int8" if name.endswith(".int8.onnx") else "fp32"
 

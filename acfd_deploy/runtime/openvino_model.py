@@ -6,19 +6,28 @@ without running anything."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from acfd_deploy.envinfo import cpu_flags
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.onnx_runner import recorded_precision
+from acfd_deploy.runtime.registry import backends
 
 IR_RT_SECTION = "acfd"  # rt_info section of an IR that holds the ONNX metadata (export/openvino.py)
+
+
+def install_hint() -> str:
+    """How to install OpenVINO: the registry's record of the backend."""
+    return next(b.install for b in backends() if b.name == "openvino")
 
 
 def _import_ov():  # noqa: ANN202
     try:
         import openvino as ov
     except ImportError:
-        raise AcfdError("OpenVINO is not installed: pip install 'acfd-deploy[openvino]'") from None
+        raise AcfdError(f"OpenVINO is not installed: {install_hint()}") from None
     return ov
 
 
@@ -29,17 +38,6 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     text = re.sub(r"Exception from \S+:\d+:\s*", "", text)
     text = re.sub(r"Check '.*?' failed at \S+:\d+:\s*", "", text)
     return (text.strip() or type(exc).__name__)[:limit]
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def cpu_supports_bf16() -> tuple[bool, str]:
@@ -76,21 +74,28 @@ def read_model(path: Path) -> Any:
     wrong outputs on the CPU (no reference detection found again), while the same file
     through ``convert_model`` (or reshaped to a static size) matches ONNX Runtime."""
     ov = _import_ov()
-    from openvino.frontend import FrontEndManager
-
-    is_onnx = path.suffix.lower() == ".onnx"
-    # asked first, so that a bad file is not handed to every other frontend in turn
-    # (TensorFlow's prints parse errors to stderr)
-    kind = "onnx" if is_onnx else "ir"
-    if not FrontEndManager().load_by_framework(kind).supported(str(path)):
-        what = "an ONNX model" if is_onnx else "an OpenVINO IR"
-        raise AcfdError(f"OpenVINO cannot read {path} (not {what} it can parse)")
+    is_onnx = _check_parsable(path)
     try:
         model = ov.convert_model(str(path)) if is_onnx else ov.Core().read_model(str(path))
     except Exception as exc:
         raise AcfdError(f"OpenVINO cannot read {path} ({_one_line(exc)})") from None
     pad_ceil_maxpools(model)
     return model
+
+
+def _check_parsable(path: Path) -> bool:
+    """Raise unless OpenVINO's frontend for the file's kind can parse it; whether it is ONNX.
+
+    Asked before reading, so that a bad file is not handed to every other frontend in turn
+    (TensorFlow's prints parse errors to stderr)."""
+    from openvino.frontend import FrontEndManager
+
+    is_onnx = path.suffix.lower() == ".onnx"
+    kind = "onnx" if is_onnx else "ir"
+    if not FrontEndManager().load_by_framework(kind).supported(str(path)):
+        what = "an ONNX model" if is_onnx else "an OpenVINO IR"
+        raise AcfdError(f"OpenVINO cannot read {path} (not {what} it can parse)")
+    return is_onnx
 
 
 def pad_ceil_maxpools(model: Any) -> int:
@@ -124,17 +129,10 @@ def pad_ceil_maxpools(model: Any) -> int:
     return count
 
 
-def _rt_value(model: Any, section: str, key: str) -> str | None:
-    try:
-        if model.has_rt_info([section, key]):
-            return str(model.get_rt_info([section, key]).astype(str))
-    except Exception:
-        return None
-    return None
-
-
-def _constant_types(model: Any) -> set[str]:
-    return {op.get_element_type().get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant"}
+def constant_types(model: Any) -> Counter[str]:
+    """How many Constant ops of each element type (``{'f32': 329, 'i64': 73}``); in a
+    converted model the weights are the floating-point constants."""
+    return Counter(op.get_element_type().get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant")
 
 
 def artifact_precision(model: Any) -> str:
@@ -143,21 +141,24 @@ def artifact_precision(model: Any) -> str:
     metadata_props in the section ``framework``), else what the graph holds: a Q/DQ
     model has FakeQuantize ops or 8-bit weights, an fp16 one fp16 weights."""
     for section in (IR_RT_SECTION, "framework"):
-        value = _rt_value(model, section, "precision")
+        try:
+            value = ir_metadata(model, section).get("precision")
+        except Exception:  # a section acfd did not write may hold nested entries
+            value = None
         if value in ("fp32", "fp16", "int8"):
             return value
-    types = _constant_types(model)
-    if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()) or types & {"i8", "u8"}:
+    types = constant_types(model)
+    if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()) or types.keys() & {"i8", "u8"}:
         return "int8"
     return "fp16" if "f16" in types else "fp32"
 
 
-def ir_metadata(model: Any) -> dict[str, str]:
-    """The acfd metadata an IR carries (rt_info section ``acfd``; empty if there is none)."""
-    if not model.has_rt_info([IR_RT_SECTION]):
+def ir_metadata(model: Any, section: str = IR_RT_SECTION) -> dict[str, str]:
+    """The acfd metadata an IR carries (rt_info section ``acfd``, or another ``section``;
+    empty if there is none)."""
+    if not model.has_rt_info([section]):
         return {}
-    section = model.get_rt_info()[IR_RT_SECTION]
-    return {str(k): str(v.astype(str)) for k, v in dict(section).items()}
+    return {str(k): str(v.astype(str)) for k, v in dict(model.get_rt_info()[section]).items()}
 
 
 def read_ir_metadata(xml_path: str | Path) -> dict[str, str]:
@@ -175,8 +176,19 @@ def read_ir_metadata(xml_path: str | Path) -> dict[str, str]:
 
 def file_precision(path: str | Path) -> str:
     """The precision an OpenVINO-readable file declares, for listings (``unknown`` where
-    OpenVINO is missing or cannot read it)."""
+    OpenVINO is missing or cannot read it).
+
+    An ONNX file's recorded precision is read from its metadata, as ONNX Runtime's runner
+    reads it (the same ``metadata_props`` ``convert_model`` would put in rt_info), without
+    converting the whole model; only a file without one is converted and inspected."""
+    path = Path(path)
     try:
-        return artifact_precision(read_model(Path(path)))
+        if path.suffix.lower() == ".onnx":
+            _import_ov()
+            _check_parsable(path)
+            recorded = recorded_precision(path)
+            if recorded is not None:
+                return recorded
+        return artifact_precision(read_model(path))
     except AcfdError:
         return "unknown"

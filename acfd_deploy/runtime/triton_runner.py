@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from acfd_deploy.errors import AcfdError
+from acfd_deploy.errors import AcfdError, one_line
 from acfd_deploy.runtime.device import Device
 
 SCHEME = "triton"
@@ -35,6 +35,8 @@ SERVE_EXTRA = "pip install 'acfd-deploy[serve]'"
 # the smallest side an ACFD network takes (six pyramid levels), where a config does not
 # say; the same as pipeline.preprocess.DEFAULT_MIN_SIZE (the runtime layer sits below it)
 MIN_SIZE = 125
+# how much of a server's error message an AcfdError quotes
+MESSAGE_LIMIT = 200
 
 
 def parse_triton_url(url: str) -> tuple[str, int, str, str]:
@@ -64,9 +66,10 @@ def _import_grpc() -> Any:
     return grpcclient
 
 
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] or type(exc).__name__
+def flat_parameters(params: Mapping[str, Any]) -> dict[str, str]:
+    """Model-config ``parameters`` as ``{key: "value"}``, from that form or Triton's JSON
+    form ``{key: {"string_value": "value"}}``."""
+    return {k: (v.get("string_value", "") if isinstance(v, Mapping) else str(v)) for k, v in params.items()}
 
 
 def _signature(meta: Mapping[str, Any]) -> str:
@@ -127,7 +130,7 @@ class TritonRunner:
             self.client = grpcclient.InferenceServerClient(self.address)
             self.client.is_server_live(client_timeout=timeout_s)
         except InferenceServerException as exc:
-            raise AcfdError(f"cannot reach a Triton server at {self.address} ({_short(exc)})") from None
+            raise AcfdError(f"cannot reach a Triton server at {self.address} ({one_line(exc, MESSAGE_LIMIT)})") from None
         try:
             ready = self.client.is_model_ready(model, version, client_timeout=timeout_s)
         except InferenceServerException:
@@ -141,9 +144,9 @@ class TritonRunner:
             meta = self.client.get_model_metadata(model, version, as_json=True, client_timeout=timeout_s)
             config = self.client.get_model_config(model, version, as_json=True, client_timeout=timeout_s).get("config", {})
         except InferenceServerException as exc:
-            raise AcfdError(f"cannot read model {model!r} from {self.address} ({_short(exc)})") from None
+            raise AcfdError(f"cannot read model {model!r} from {self.address} ({one_line(exc, MESSAGE_LIMIT)})") from None
         check_engine_signature(meta)
-        params = {k: (v.get("string_value", "") if isinstance(v, Mapping) else str(v)) for k, v in config.get("parameters", {}).items()}
+        params = flat_parameters(config.get("parameters", {}))
         self.max_batch = int(config.get("max_batch_size", 0) or 0)
         self.precision = params.get("precision") or "unknown"
         try:
@@ -166,7 +169,7 @@ class TritonRunner:
         try:
             result = self.client.infer(self.model, [tensor], model_version=self.version, outputs=outputs)
         except self._error as exc:
-            raise AcfdError(f"{self.url}: {_short(exc)}") from None
+            raise AcfdError(f"{self.url}: {one_line(exc, MESSAGE_LIMIT)}") from None
         # as_numpy views the response buffer (read-only): copies, which callers may write to
         return np.array(result.as_numpy("boxes"), np.float32), np.array(result.as_numpy("scores"), np.float32)
 

@@ -15,7 +15,6 @@ Exit codes: 0 stopped by a signal (a server's normal end), 1 the server died on 
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import sys
@@ -29,9 +28,11 @@ from typing import Any
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
+from acfd_deploy.runtime.base import close_runner, runner_min_size
 from acfd_deploy.runtime.device import parse_device
 from acfd_deploy.runtime.registry import backend_for, is_url, load_runner
 from acfd_deploy.serve.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE
+from acfd_deploy.serve.repository import check_common, instance_threads, write_serve_repository
 
 EXIT_STOPPED = 0
 EXIT_SERVER_DIED = 1
@@ -66,13 +67,7 @@ class ServeOptions:
         bad = [p for p in ports if not 1 <= p <= 65535]
         if bad:
             raise AcfdError(f"ports are 1..65535, got {bad[0]}")
-        for name, value, least in (
-            ("--max-batch", self.max_batch, 1),
-            ("--instances", self.instances, 1),
-            ("--max-queue-delay-us", self.max_queue_delay_us, 0),
-        ):
-            if value < least:
-                raise AcfdError(f"{name} must be at least {least}, got {value}")
+        check_common(self.max_batch, self.max_queue_delay_us, self.instances)
         if not self.scales or any(min(s) < 1 for s in self.scales):
             raise AcfdError(f"bad test scale(s) {self.scales}")
         if self.ready_timeout_s <= 0:
@@ -104,13 +99,9 @@ def probe_model(model: str, device: str) -> tuple[str, int]:
     """Load the model once, as each served instance will: ``(precision, min_size)``."""
     runner: Any = load_runner(model, device=device)
     try:
-        inner = getattr(runner, "model", None)
-        min_size = int(getattr(inner, "min_size", getattr(runner, "min_size", 0)) or DEFAULT_MIN_SIZE)
-        return str(getattr(runner, "precision", "unknown")), min_size
+        return str(getattr(runner, "precision", "unknown")), runner_min_size(runner, 0) or DEFAULT_MIN_SIZE
     finally:
-        close = getattr(runner, "close", None)
-        if callable(close):
-            close()
+        close_runner(runner)
 
 
 class _Stop:
@@ -141,7 +132,6 @@ def serve(options: ServeOptions, prog: str = "acfd-serve") -> int:
     """Run acfd-serve until SIGTERM or Ctrl-C (0) or until the server dies (1); bad input
     raises :class:`AcfdError` before anything starts. Status lines go to stderr; the
     "ready" line, with the addresses, to stdout."""
-    from acfd_deploy.serve.repository import write_serve_repository
     from acfd_deploy.serve.server import TritonServer, find_tritonserver
     from acfd_deploy.serve.stubenv import stub_numpy_site
     from acfd_deploy.serve.verified import provenance
@@ -156,7 +146,7 @@ def serve(options: ServeOptions, prog: str = "acfd-serve") -> int:
     stub_numpy_site()
     precision, min_size = probe_model(model, options.device)
 
-    threads = max(1, (os.cpu_count() or 1) // options.instances)
+    threads = instance_threads(options.instances)
     stage = Path(tempfile.mkdtemp(prefix="acfd-serve-"))
     stop = _Stop()
     stop.install()

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from acfd_deploy.errors import AcfdError
+from acfd_deploy.errors import AcfdError, one_line
 from acfd_deploy.pipeline.detector import Detections, Detector
 from acfd_deploy.pipeline.io import DEFAULT_MAX_PIXELS, decode_image
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
@@ -37,17 +37,16 @@ class RequestError(AcfdError):
         self.internal = internal
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
-    return (text[:limit] if text else "") or type(exc).__name__
+# how much of an exception's message a client reads
+MESSAGE_LIMIT = 300
 
 
 def _as_request_error(exc: BaseException) -> RequestError:
     if isinstance(exc, RequestError):
         return exc
     if isinstance(exc, AcfdError):
-        return RequestError(_short(exc))
-    return RequestError(f"internal error while running this request: {type(exc).__name__}: {_short(exc)}", internal=True)
+        return RequestError(one_line(exc, MESSAGE_LIMIT))
+    return RequestError(f"internal error while running this request: {type(exc).__name__}: {one_line(exc, MESSAGE_LIMIT)}", internal=True)
 
 
 def run_isolated(items: Sequence[T], run_batch: Callable[[list[T]], list[R]]) -> list[R | RequestError]:
@@ -192,9 +191,7 @@ class EndToEndHandler:
         for i, payload in enumerate(inputs):
             try:
                 decoded.append((i, request_images(payload, self.max_pixels)))
-            except AcfdError as exc:  # ImageLoadError included
-                results[i] = _as_request_error(exc)
-            except Exception as exc:
+            except Exception as exc:  # AcfdError (ImageLoadError included) or ours
                 results[i] = _as_request_error(exc)
         answers = run_isolated(decoded, self._run)
         for (i, _), answer in zip(decoded, answers):

@@ -15,6 +15,7 @@ from acfd_deploy.errors import AcfdError
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.io import DEFAULT_MAX_PIXELS
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
+from acfd_deploy.runtime.triton_runner import flat_parameters
 
 # where the end-to-end model gets the raw network's outputs: its own runner on the artifact
 # ("local": acfd-serve) or another model of the same server through BLS (business logic
@@ -75,7 +76,7 @@ class ModelParams:
     @classmethod
     def from_parameters(cls, params: Mapping[str, Any]) -> ModelParams:
         """From ``{key: "value"}`` or Triton's JSON form ``{key: {"string_value": "value"}}``."""
-        flat = {k: (v.get("string_value", "") if isinstance(v, Mapping) else str(v)) for k, v in params.items()}
+        flat = flat_parameters(params)
         known = {"artifact", "device", "precision", "min_size", "scales", "keep_ratio", "conf", "max_pixels", "engine", "threads"}
         try:
             return cls(

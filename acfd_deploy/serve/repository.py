@@ -58,6 +58,12 @@ def check_common(max_batch: int, queue_delay_us: int, instances: int) -> None:
         raise AcfdError(f"instances must be at least 1, got {instances}")
 
 
+def instance_threads(instances: int) -> int:
+    """Torch threads for each of ``instances`` model instances: this machine's cores split
+    among them (at least one each), so they do not oversubscribe the cores."""
+    return max(1, (os.cpu_count() or 1) // instances)
+
+
 def check_repository_dir(repo_dir: str | os.PathLike[str]) -> None:
     """Raise :class:`AcfdError` unless ``repo_dir`` is new, empty, or a repository of ours
     (which is then rewritten). Writes nothing: call it before a long export."""

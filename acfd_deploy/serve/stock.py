@@ -34,12 +34,12 @@ from acfd_deploy.serve.verified import CHANGED, FAILED, OLD_MANIFEST, PASSED, UN
 def onnx_min_size(path: Path) -> int:
     """The network's minimum input side, from the ``input`` metadata acfd-export writes
     (:data:`DEFAULT_MIN_SIZE` where a file does not say)."""
-    import onnx
     from google.protobuf.message import DecodeError
 
+    from acfd_deploy.runtime.onnx_runner import onnx_metadata
+
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-        meta = {p.key: p.value for p in proto.metadata_props}
+        meta = onnx_metadata(path)
         return int(json.loads(meta.get("input", "{}")).get("min_side", DEFAULT_MIN_SIZE))
     except (OSError, ValueError, TypeError, AttributeError, DecodeError):
         return DEFAULT_MIN_SIZE

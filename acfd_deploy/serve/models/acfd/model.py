@@ -13,7 +13,7 @@ an error naming the problem, the others their detections.
 import triton_python_backend_utils as pb_utils  # exists only inside the stub
 
 from acfd_deploy.pipeline.detector import Detector, DetectorConfig
-from acfd_deploy.runtime.base import Runner
+from acfd_deploy.runtime.base import Runner, close_runner
 from acfd_deploy.serve.backend import BlsRunner, answer, load_local_runner, read_config, set_threads
 from acfd_deploy.serve.handlers import EndToEndHandler
 
@@ -37,6 +37,4 @@ class TritonPythonModel:
         return answer(pb_utils, requests, self.handler, "image", lambda result: result)
 
     def finalize(self) -> None:
-        close = getattr(getattr(self, "runner", None), "close", None)
-        if callable(close):
-            close()
+        close_runner(getattr(self, "runner", None))

@@ -11,6 +11,7 @@ own: a bad one gets an error, the rest run.
 
 import triton_python_backend_utils as pb_utils  # exists only inside the stub
 
+from acfd_deploy.runtime.base import close_runner
 from acfd_deploy.serve.backend import answer, load_local_runner, read_config, set_threads
 from acfd_deploy.serve.handlers import EngineHandler
 
@@ -26,6 +27,4 @@ class TritonPythonModel:
         return answer(pb_utils, requests, self.handler, "images", lambda result: {"boxes": result[0], "scores": result[1]})
 
     def finalize(self) -> None:
-        close = getattr(getattr(self, "runner", None), "close", None)
-        if callable(close):
-            close()
+        close_runner(getattr(self, "runner", None))

@@ -10,6 +10,7 @@ import pytest
 
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.resources import demo_weights
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.verify.accuracy import (
     MIN_VAL_FACES,
     ValidationSet,
@@ -77,7 +78,7 @@ def test_read_validation_set_bad_input(tmp_path: Path) -> None:
         read_validation_set(empty, tmp_path / "images")
 
 
-class ShiftedBoxes:
+class ShiftedBoxes(Runner):
     """Wraps a runner and moves every box by a third of its width: the scores, and so
     the detection ranking, stay; localisation breaks."""
 

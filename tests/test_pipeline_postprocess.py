@@ -8,12 +8,13 @@ import torch
 
 from acfd_deploy.pipeline import MS_TEST_SCALES, Detector, DetectorConfig, PostprocessConfig, postprocess, preprocess_batch
 from acfd_deploy.pipeline.postprocess import map_to_image, select_topk
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.torch_runner import TorchRunner
 
 MEAN = (123.675, 116.28, 103.53)
 
 
-class RedBoxRunner:
+class RedBoxRunner(Runner):
     """A fake network that 'detects' the one pure-red rectangle in each input: one box
     (tensor pixels, continuous edges) with score 0.9 and 30 decoys scoring 0.01."""
 
@@ -145,7 +146,7 @@ def test_postprocess_torch_and_numpy_inputs_agree() -> None:
         assert np.array_equal(ba, bb) and np.array_equal(sa, sb)
 
 
-class NumpyOnly:
+class NumpyOnly(Runner):
     """Hides ``infer_torch`` so the Detector takes the numpy path (like ONNX Runtime)."""
 
     def __init__(self, inner: TorchRunner) -> None:

@@ -21,6 +21,7 @@ from acfd_deploy.errors import AcfdError
 from acfd_deploy.fileio import sha256_file
 from acfd_deploy.pipeline.detector import Detections, Detector, DetectorConfig
 from acfd_deploy.pipeline.io import ImageLoadError, decode_image, load_image
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.serve.handlers import MAX_DETECTIONS, EndToEndHandler, EngineHandler, RequestError, pack_detections, run_isolated
 from acfd_deploy.serve.params import ModelParams, parse_scales
 from acfd_deploy.serve.pbtxt import pbtxt_string, preferred_batch_sizes
@@ -274,7 +275,7 @@ def test_truncated_file_is_refused() -> None:
 # ---------------------------------------------------------------- handlers
 
 
-class FakeRunner:
+class FakeRunner(Runner):
     """Boxes at fixed tensor pixels; raises for a batch holding a 'poisoned' image."""
 
     name, precision = "fake", "fp32"

@@ -80,10 +80,9 @@ def _device_of(runner: Runner) -> torch.device | None:
 def _timed_call(runner: Runner, batch: np.ndarray) -> Any:
     """The model call only; a PyTorch runner gets its input already on the device, so the
     figure is the network, not the host-to-device copy (the --ms-test path includes it)."""
-    infer_torch = getattr(runner, "infer_torch", None)
-    if infer_torch is not None:
+    if runner.accepts_torch:
         device_batch = torch.from_numpy(batch).to(_device_of(runner) or "cpu")
-        return lambda: infer_torch(device_batch)
+        return lambda: runner.infer_torch(device_batch)
     return lambda: runner.infer(batch)
 
 

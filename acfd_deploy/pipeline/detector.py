@@ -84,9 +84,8 @@ class Detector:
 
     def _infer(self, batch: np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]:
         # a PyTorch runner keeps outputs on its device, so post-processing runs there too
-        infer_torch = getattr(self.runner, "infer_torch", None)
-        if infer_torch is not None:
-            return infer_torch(torch.from_numpy(batch))
+        if self.runner.accepts_torch:
+            return self.runner.infer_torch(torch.from_numpy(batch))
         return self.runner.infer(batch)
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:

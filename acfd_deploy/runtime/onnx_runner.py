@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import Device, default_threads, parse_device
 
 _PRECISIONS = ("fp32", "fp16", "int8")
@@ -84,7 +85,7 @@ def _load_errors(ort: Any) -> tuple[type[BaseException], ...]:
     return (*found, OSError)
 
 
-class OnnxRuntimeRunner:
+class OnnxRuntimeRunner(Runner):
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])``."""
 
     def __init__(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import default_threads
 from acfd_deploy.runtime.openvino_model import _import_ov, _one_line, artifact_precision, cpu_supports_bf16, read_model
 from acfd_deploy.runtime.openvino_profile import LayerTime
@@ -35,7 +36,7 @@ _PRECISIONS = ("fp32", "bf16", "int8", "fp16")
 _HINTS = {"f32": "f32", "bf16": "bf16", "float32": "f32", "bfloat16": "bf16", "f16": "f16", "float16": "f16"}
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(Runner):
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])`` with
     OpenVINO on the CPU.
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.fileio import sha256_file
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import Device, parse_device
 from acfd_deploy.runtime.plan import check_sidecar, gpu_info, profile_covers, read_sidecar
 
@@ -30,7 +31,7 @@ def _import_backend() -> tuple[Any, Any]:
     return trt, poly_trt
 
 
-class TensorRTRunner:
+class TensorRTRunner(Runner):
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])``."""
 
     def __init__(self, plan_path: str | os.PathLike[str], device: str | Device = "cuda", name: str | None = None) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import Device, resolve_device
 
 Outputs = tuple[torch.Tensor, torch.Tensor]
@@ -35,7 +36,9 @@ def _ready(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Mod
     return copy.deepcopy(model).eval().to(device, dtype)
 
 
-class TorchRunner:
+class TorchRunner(Runner):
+    accepts_torch = True
+
     def __init__(
         self,
         model: nn.Module,

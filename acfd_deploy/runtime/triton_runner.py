@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError, one_line
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import Device
 
 SCHEME = "triton"
@@ -108,7 +109,7 @@ def check_engine_signature(meta: Mapping[str, Any]) -> None:
         )
 
 
-class TritonRunner:
+class TritonRunner(Runner):
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])`` on a
     Triton server. Batches larger than the model's ``max_batch_size`` are split.
 

@@ -75,7 +75,7 @@ def error_response(pb: Any, error: RequestError) -> Any:
     return pb.InferenceResponse(output_tensors=[], error=triton_error)
 
 
-class BlsRunner:
+class BlsRunner(Runner):
     """The Runner interface over another model of the same server, called through BLS
     (business logic scripting): how the stock server's end-to-end ``acfd`` reaches the
     ``onnxruntime_onnx`` / ``tensorrt_plan`` engine. Batches above ``max_batch`` are split."""

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from acfd_deploy.configs import ModelConfig, list_configs, resolve_config
-from acfd_deploy.errors import CheckpointError
+from acfd_deploy.errors import CheckpointError, one_line
 from acfd_deploy.fileio import atomic_path
 
 # the files load_model reads; every tool that dispatches on a model path asks this
@@ -146,8 +146,7 @@ def _strip_prefixes(state: dict[str, torch.Tensor], path: Path) -> dict[str, tor
 
 
 def _short(exc: BaseException, limit: int = 120) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(exc, limit, ellipsis=True)
 
 
 def _guess_graph(state: dict[str, torch.Tensor]) -> str:

@@ -42,6 +42,20 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def library_versions() -> dict[str, str | None]:
+    """Python and every library a figure or an artifact depends on (None: not installed):
+    the one list that export.json's ``versions`` and acfd-bench's environment share."""
+    import torch
+
+    names = ("onnx", "onnxslim", "onnxsim", "tensorrt", "polygraphy", "openvino")
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": package_version("onnxruntime") or package_version("onnxruntime-gpu"),
+        **{name: package_version(name) for name in names},
+    }
+
+
 def environment() -> dict[str, Any]:
     import torch
 
@@ -49,11 +63,7 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnx": package_version("onnx"),
-        "onnxruntime": package_version("onnxruntime") or package_version("onnxruntime-gpu"),
-        "tensorrt": package_version("tensorrt"),
+        **library_versions(),
         "gpu": None,
     }
     if torch.cuda.is_available():

@@ -3,7 +3,7 @@
 * :class:`AcfdError`: the input is wrong (the user can fix it): one line, exit 2.
 * :class:`CheckFailed`: a check failed: one line, exit 1.
 * :class:`Terminated` (SIGTERM) and KeyboardInterrupt (SIGINT): cleanup, then 143 / 130.
-* Anything else is a bug: one "internal error" line, exit 1, the traceback under ``--debug``.
+* Anything else is a bug: one "internal error" line, exit 3, the traceback under ``--debug``.
 """
 
 
@@ -33,7 +33,11 @@ class Terminated(BaseException):
     (CI cancelling a job sends it); commands exit with 143 after it."""
 
 
-def one_line(exc: BaseException, limit: int) -> str:
+def one_line(exc: BaseException, limit: int | None = None, ellipsis: bool = False) -> str:
     """``exc``'s message on one line (whitespace runs collapsed), cut at ``limit``
-    characters; its type name when the message is empty."""
-    return " ".join(str(exc).split())[:limit] or type(exc).__name__
+    characters (ending in "..." with ``ellipsis``); its type name when the message is
+    empty. The one place an exception becomes the text of a one-line error."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: limit - 3] + "..." if ellipsis else text[:limit]

@@ -8,25 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
+from acfd_deploy.envinfo import library_versions
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.fileio import atomic_path, sha256_file
+from acfd_deploy.verify.rules import overall
 
 MANIFEST_NAME = "export.json"
 MANIFEST_VERSION = 2
 
 
-def overall(verdicts: list[bool | None]) -> tuple[str, bool | None]:
-    """``(status, passed)``: failed if any failed, unverified if any could not be judged,
-    else passed. ``passed`` is None when unverified, never True."""
-    if any(v is False for v in verdicts):
-        return "failed", False
-    if any(v is None for v in verdicts) or not verdicts:
-        return "unverified", None
-    return "passed", True
+__all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "artifact_entry", "check_folder", "overall", "read_manifest", "versions", "write_manifest"]
 
 
 def artifact_entry(artifact: Any) -> dict[str, Any]:
@@ -49,19 +43,9 @@ def artifact_entry(artifact: Any) -> dict[str, Any]:
 
 
 def versions() -> dict[str, Any]:
-    import torch
-
     from acfd_deploy import __version__
-    from acfd_deploy.envinfo import package_version
 
-    names = ("onnx", "onnxslim", "onnxsim", "tensorrt", "polygraphy", "openvino")
-    return {
-        "acfd_deploy": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": package_version("onnxruntime") or package_version("onnxruntime-gpu"),
-        **{name: package_version(name) for name in names},
-    }
+    return {"acfd_deploy": __version__, **library_versions()}
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:

@@ -18,12 +18,15 @@ MAX_LINES = 400
 # lowest first; a unit may import units of its own layer or any layer below it
 LAYERS: list[set[str]] = [
     {"errors", "fileio", "envinfo", "resources"},
-    {"configs", "boxes", "fold", "staging", "manifest"},
+    {"configs", "boxes", "fold", "staging"},
     {"model", "reparam", "checkpoint", "calibrate", "cost", "card"},
     {"runtime", "data"},
     {"pipeline", "eval"},
     {"verify", "train"},
-    {"export", "bench", "serve"},
+    {"manifest"},  # export.json: artifacts and their verdicts (the verdict words of verify)
+    {"tritonrepo"},  # Triton model repositories: written by export, served by serve
+    {"export", "bench"},
+    {"serve"},  # serving may use anything below it; export never imports it
     {"cli"},
 ]
 # the package's front door re-exports the public API from below
@@ -124,6 +127,13 @@ def test_no_export_toolchain_below_export(lower: str) -> None:
     """Running or measuring an artifact must not load the export toolchain (and onnx with it)."""
     offenders = [str(m.relative_to(PACKAGE)) for m in (PACKAGE / lower).rglob("*.py") if "export" in _imports(m)]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize(("unit", "forbidden"), [("export", "serve"), ("bench", "serve"), ("export", "bench"), ("bench", "export")])
+def test_export_and_bench_stand_apart_from_serving(unit: str, forbidden: str) -> None:
+    """acfd-export writes a model repository without the serving code (tritonrepo sits
+    below both), and neither export nor bench needs the other."""
+    assert forbidden not in _graph()[unit], f"acfd_deploy/{unit} imports acfd_deploy.{forbidden}"
 
 
 def test_no_module_is_too_long() -> None:

@@ -5,10 +5,12 @@ rule judges which artifact, at which tolerance, and that no rule passes on zero 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from acfd_deploy.export.report import format_table, summary_lines
+from acfd_deploy.runtime.registry import backend_named, backends
 from acfd_deploy.verify.compare import DetectionMatch, TensorDiff
 from acfd_deploy.verify.rules import (
     FP16_MIN_MATCH,
@@ -17,7 +19,6 @@ from acfd_deploy.verify.rules import (
     MAX_AP_DROP,
     MIN_REFERENCE_AP,
     REDUCED_SCORE_TOL,
-    TENSORRT_FP32_TOL,
     ApRule,
     DetectionRule,
     Evidence,
@@ -44,8 +45,13 @@ def _evidence(
     return Evidence(TensorDiff(score, box, anchors), _match(reference, matched), reference_ap, ap)
 
 
+TENSORRT_FP32_TOL = 1e-3  # docs/design.md#verification-and-tolerances
+
+
 def test_the_tolerances_are_the_documented_ones() -> None:
-    assert FP32_TOL == 1e-4 and TENSORRT_FP32_TOL == 1e-3
+    assert FP32_TOL == 1e-4 and backend_named("tensorrt").fp32_tolerance == TENSORRT_FP32_TOL
+    # only a backend that picks its own fp32 kernels sets one; the others get FP32_TOL
+    assert {b.name for b in backends() if b.fp32_tolerance is not None} == {"tensorrt"}
     assert FP16_MIN_MATCH == 0.99 and INT8_MIN_MATCH == 0.95
     assert REDUCED_SCORE_TOL == 0.02 and MAX_AP_DROP == 0.01 and MIN_REFERENCE_AP == 0.1
 
@@ -68,6 +74,16 @@ def test_tensorrt_fp32_is_held_to_1e_3() -> None:
     trt = judge(between, "fp32", "tensorrt")
     assert trt.passed is True and trt.required == {"score_abs": TENSORRT_FP32_TOL, "box_rel": TENSORRT_FP32_TOL}
     assert judge(_evidence(score=2e-3), "fp32", "tensorrt").passed is False
+
+
+def test_a_backend_record_sets_its_own_fp32_tolerance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tolerance comes from the registry record, not from the backend's name."""
+    from acfd_deploy.runtime import registry
+
+    between = _evidence(score=5e-4, box=5e-4)
+    assert judge(between, "fp32", "openvino").passed is False
+    monkeypatch.setitem(registry._BACKENDS, "openvino", replace(backend_named("openvino"), fp32_tolerance=1e-3))
+    assert judge(between, "fp32", "openvino").passed is True
 
 
 def test_fp32_with_nothing_compared_is_unverified() -> None:

@@ -46,11 +46,11 @@ def test_parse_device_rejects_the_rest(text: str) -> None:
 def test_resolve_device_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     from acfd_deploy.runtime import device
 
-    monkeypatch.setattr(device, "cuda_device_count", lambda: 0)
+    monkeypatch.setattr(device, "_torch_gpus", lambda: (0, "torch sees no CUDA device"))
     assert resolve_device("auto") == Device("cpu") and resolve_device("cpu") == Device("cpu")
-    with pytest.raises(AcfdError, match="no CUDA device is visible"):
+    with pytest.raises(AcfdError, match=r"no CUDA device is visible here \(torch sees no CUDA device\)"):
         resolve_device("cuda")
-    monkeypatch.setattr(device, "cuda_device_count", lambda: 2)
+    monkeypatch.setattr(device, "_torch_gpus", lambda: (2, "torch sees 2 CUDA device(s)"))
     assert resolve_device("auto") == Device("cuda", 0) and resolve_device("cuda:1") == Device("cuda", 1)
     with pytest.raises(AcfdError, match=r"only 2 CUDA device\(s\) here \(cuda:0..cuda:1\)"):
         resolve_device("cuda:2")

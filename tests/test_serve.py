@@ -386,7 +386,7 @@ def test_stock_end_to_end_model_via_bls_on_the_bundled_server(
 ) -> None:
     """The stock repository's ``acfd`` (engine: bls:acfd_engine) on a server of its own: the
     same detections, a bad request alone in its batch, the network run by acfd_engine."""
-    from acfd_deploy.serve.repository import write_serve_repository
+    from acfd_deploy.tritonrepo.repository import write_serve_repository
     from acfd_deploy.serve.server import TritonServer
 
     repo = write_serve_repository(

@@ -23,10 +23,10 @@ from acfd_deploy.pipeline.detector import Detections, Detector, DetectorConfig
 from acfd_deploy.pipeline.io import ImageLoadError, decode_image, load_image
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.serve.handlers import MAX_DETECTIONS, EndToEndHandler, EngineHandler, RequestError, pack_detections, run_isolated
-from acfd_deploy.serve.params import ModelParams, parse_scales
-from acfd_deploy.serve.pbtxt import pbtxt_string, preferred_batch_sizes
-from acfd_deploy.serve.repository import write_serve_repository
-from acfd_deploy.serve.stock import choose_artifact, write_model_repository
+from acfd_deploy.tritonrepo.params import ModelParams, parse_scales
+from acfd_deploy.tritonrepo.pbtxt import pbtxt_string, preferred_batch_sizes
+from acfd_deploy.tritonrepo.repository import write_serve_repository
+from acfd_deploy.tritonrepo.stock import choose_artifact, write_model_repository
 from tests.helpers import bomb_png, encoded, gradient
 
 
@@ -440,7 +440,7 @@ def test_triton_urls_go_through_the_runner_registry(tmp_path: Path) -> None:
 
 
 def test_provenance_reads_the_manifest_beside_the_model(tmp_path: Path, onnx_file: Path) -> None:
-    from acfd_deploy.serve.verified import provenance
+    from acfd_deploy.tritonrepo.verified import provenance
 
     passed = export_folder(tmp_path / "pass", onnx_file, True)
     assert provenance(passed).passed

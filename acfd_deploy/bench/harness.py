@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,15 @@ import torch
 from acfd_deploy.bench.stats import median_of_repeats, summarize
 from acfd_deploy.bench.targets import Target
 from acfd_deploy.bench.timing import TimingPolicy, measure, peak_host_memory_mb, reset_peak_host_memory
+from acfd_deploy.data import generate_sample, sample_rng
 from acfd_deploy.data.synth import synthetic_batch
+from acfd_deploy.errors import AcfdError
+from acfd_deploy.pipeline.detector import MS_TEST_SCALES, Detector, DetectorConfig
+from acfd_deploy.pipeline.io import decode_image
 from acfd_deploy.runtime.base import Runner
+from acfd_deploy.runtime.device import Device
+from acfd_deploy.verify.accuracy import DEFAULT_VAL_IMAGES, SYNTHETIC_VAL_SEED, synthetic_validation_set
+from acfd_deploy.verify.inputs import parity_inputs
 from acfd_deploy.verify.verifier import Verifier
 
 
@@ -37,12 +45,7 @@ class BenchPlan:
 def source_jpeg(source: str) -> bytes:
     """The encoded image the multi-scale test decodes each time: a file, or ``WxH`` of a
     synthetic scene (1920x1080 by default: the challenge's image size)."""
-    from pathlib import Path
-
     from PIL import Image
-
-    from acfd_deploy.data import generate_sample, sample_rng
-    from acfd_deploy.errors import AcfdError
 
     path = Path(source)
     if path.is_file():
@@ -59,40 +62,27 @@ def source_jpeg(source: str) -> bytes:
     return buf.getvalue()
 
 
-def decode(encoded: bytes) -> np.ndarray:
-    """JPEG bytes to RGB uint8, as the pipeline loads files (EXIF orientation applied)."""
-    from PIL import Image, ImageOps
-
-    from acfd_deploy.pipeline.io import to_rgb_array
-
-    with Image.open(io.BytesIO(encoded)) as img:
-        img.load()
-        return to_rgb_array(ImageOps.exif_transpose(img))
-
-
-def _device_of(runner: Runner) -> torch.device | None:
-    dev = getattr(runner, "device", None)
-    if isinstance(dev, torch.device):
-        return dev
-    return torch.device("cuda") if "cuda" in getattr(runner, "name", "") or "tensorrt" in getattr(runner, "name", "") else None
+def _sync_device(runner: Runner) -> torch.device | None:
+    """The torch device a timed call must be synchronized on: a PyTorch runner's CUDA
+    device (its calls return before the GPU is done); None for the others, whose outputs
+    are host arrays (the call returns when they are computed)."""
+    return torch.device(runner.device.torch()) if runner.accepts_torch and runner.device.is_cuda else None
 
 
 def _timed_call(runner: Runner, batch: np.ndarray) -> Any:
     """The model call only; a PyTorch runner gets its input already on the device, so the
     figure is the network, not the host-to-device copy (the --ms-test path includes it)."""
     if runner.accepts_torch:
-        device_batch = torch.from_numpy(batch).to(_device_of(runner) or "cpu")
+        device_batch = torch.from_numpy(batch).to(runner.device.torch())
         return lambda: runner.infer_torch(device_batch)
     return lambda: runner.infer(batch)
 
 
 def _ms_test_call(runner: Runner, jpeg: bytes, batch: int) -> Any:
-    from acfd_deploy.pipeline.detector import MS_TEST_SCALES, Detector, DetectorConfig
-
     detector = Detector(runner, DetectorConfig(scales=MS_TEST_SCALES, batch_size=batch))
 
     def call() -> None:
-        detector.detect([decode(jpeg) for _ in range(batch)])
+        detector.detect([decode_image(jpeg) for _ in range(batch)])
 
     return call
 
@@ -104,7 +94,8 @@ class Workload:
     target: Target
     batch: int
     call: Callable[[], Any]
-    device: torch.device | None
+    device: Device  # where the runner runs (the row's device)
+    sync: torch.device | None  # what each timed call is synchronized on (:func:`_sync_device`)
     repeats: list[float] = field(default_factory=list)  # per-image ms of each repeat
     samples: list[float] = field(default_factory=list)  # seconds of every timed call
     peak_host_mb: float | None = None
@@ -113,14 +104,14 @@ class Workload:
 
 def workloads(target: Target, plan: BenchPlan, runner: Runner) -> list[Workload]:
     """The target's timed calls, one per batch size of the plan."""
-    device = _device_of(runner)
     jpeg = source_jpeg(plan.source) if plan.ms_test else b""
     return [
         Workload(
             target,
             batch,
             _ms_test_call(runner, jpeg, batch) if plan.ms_test else _timed_call(runner, synthetic_batch(batch, *plan.imgsz)),
-            device,
+            runner.device,
+            _sync_device(runner),
         )
         for batch in plan.batches
     ]
@@ -141,17 +132,17 @@ def schedule(n_workloads: int, repeats: int, interleave: bool) -> list[tuple[int
 def time_repeat(work: Workload, plan: BenchPlan, track_memory: bool = True) -> None:
     """One repeat: warm-up, then timed calls (:func:`measure`). Memory peaks are taken only
     where the process runs one artifact (sequential), else they would mix artifacts."""
-    cuda = work.device is not None and work.device.type == "cuda"
+    cuda = work.sync is not None  # torch's allocator: what a PyTorch runner's GPU memory is
     if track_memory and not work.repeats:
         if cuda:
-            torch.cuda.reset_peak_memory_stats(work.device)
+            torch.cuda.reset_peak_memory_stats(work.sync)
         reset_peak_host_memory()
-    times = measure(work.call, plan.policy, work.device)
+    times = measure(work.call, plan.policy, work.sync)
     work.repeats.append(summarize(times, work.batch).per_image * 1e3)
     work.samples.extend(times)
     if track_memory:
         work.peak_host_mb = peak_host_memory_mb()
-        work.peak_gpu_mb = round(torch.cuda.max_memory_allocated(work.device) / 2**20, 1) if cuda else None
+        work.peak_gpu_mb = round(torch.cuda.max_memory_allocated(work.sync) / 2**20, 1) if cuda else None
 
 
 def result_row(work: Workload, plan: BenchPlan) -> dict[str, Any]:
@@ -161,7 +152,7 @@ def result_row(work: Workload, plan: BenchPlan) -> dict[str, Any]:
         "artifact": target.artifact,
         "backend": target.backend,
         "precision": target.precision,
-        "device": str(work.device or "cpu"),
+        "device": str(work.device),
         "batch": work.batch,
         "input": plan.input_label,
         "size_mb": round(target.size_mb, 2) if target.size_mb is not None else None,
@@ -186,9 +177,6 @@ def parity_verifier(reference: Runner, imgsz: tuple[int, int], int8: bool) -> Ve
     """The verifier acfd-bench judges artifacts with: the same parity images as acfd-export
     at this size and seed (one image per call, which every engine profile allows), and
     for int8 the same synthetic validation set, so a bench verdict is an export verdict."""
-    from acfd_deploy.verify.accuracy import DEFAULT_VAL_IMAGES, SYNTHETIC_VAL_SEED, synthetic_validation_set
-    from acfd_deploy.verify.inputs import parity_inputs
-
     validation = synthetic_validation_set(DEFAULT_VAL_IMAGES, imgsz, SYNTHETIC_VAL_SEED) if int8 else None
     return Verifier(reference, parity_inputs(imgsz, batch=1), validation, imgsz, batch=1)
 

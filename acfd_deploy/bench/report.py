@@ -8,6 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from acfd_deploy.fileio import atomic_path
+from acfd_deploy.runtime.registry import backends
+from acfd_deploy.verify.rules import Status
+
+
+def _word(status: Status) -> str:
+    """A verdict in the table: a failure in capitals, so it stands out."""
+    return status.value.upper() if status is Status.FAIL else status.value
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -15,9 +22,11 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def speedups(rows: list[dict[str, Any]]) -> list[float | None]:
-    """Each row's speed against ONNX Runtime fp32 at the same batch and input, measured in
-    the same run (the figure CPU deployment is judged by); None where there is no such row."""
-    base = {(r["batch"], r["input"]): r["per_image_ms"] for r in rows if r["backend"] == "onnxruntime" and r["precision"] == "fp32"}
+    """Each row's speed against the baseline backend's fp32 row (the registry's
+    ``baseline`` role: ONNX Runtime, the figure CPU deployment is judged by) at the same
+    batch and input, measured in the same run; None where there is no such row."""
+    roles = {b.name for b in backends() if b.baseline}
+    base = {(r["batch"], r["input"]): r["per_image_ms"] for r in rows if r["backend"] in roles and r["precision"] == "fp32"}
     return [base[(r["batch"], r["input"])] / r["per_image_ms"] if (r["batch"], r["input"]) in base else None for r in rows]
 
 
@@ -29,9 +38,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r, ratio in zip(rows, speedups(rows)):
         parity = r.get("parity")
-        parity_text = "-" if parity is None else {True: "pass", False: "FAIL", None: "n/a"}[parity["passed"]]
+        parity_text = "-" if parity is None else _word(Status.of(parity["passed"]))
         budget = r.get("budget_ok")
-        budget_text = "-" if budget is None else ("pass" if budget else "FAIL")
+        budget_text = "-" if budget is None else _word(Status.of(budget))
         lines.append(
             [
                 r["artifact"],

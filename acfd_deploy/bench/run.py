@@ -6,12 +6,17 @@ prints and writes it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import torch
+
+from acfd_deploy import load_model
+from acfd_deploy.bench.flops import add_efficiency, network_gflops
 from acfd_deploy.bench.gate import SCHEMA_VERSION, check_baseline, check_budget, result_key
 from acfd_deploy.bench.harness import (
     BenchPlan,
@@ -25,10 +30,12 @@ from acfd_deploy.bench.harness import (
 )
 from acfd_deploy.bench.targets import Target, TorchOptions, targets_for, targets_for_export_dir
 from acfd_deploy.bench.timing import TimingPolicy, reference_workload
+from acfd_deploy.envinfo import environment
 from acfd_deploy.errors import AcfdError
-
-if TYPE_CHECKING:
-    from acfd_deploy.runtime.registry import Backend
+from acfd_deploy.runtime.base import Runner
+from acfd_deploy.runtime.device import resolve_device
+from acfd_deploy.runtime.registry import Backend, backend_for
+from acfd_deploy.runtime.torch_runner import TorchRunner
 
 
 @dataclass
@@ -91,7 +98,7 @@ def collect_targets(opts: BenchOptions, torch_opts: TorchOptions) -> tuple[list[
         options: dict[str, object] | None = {"precision": opts.precision} if at_runtime else None
         new = targets_for(model, torch_opts, chosen.name if chosen else None, options)
         targets += new
-        if reference is None and chosen is not None and chosen.name == "torch" and any("training graph" in t.artifact for t in new):
+        if reference is None and any(t.training_graph for t in new):
             reference = Path(model)
     if opts.backend:
         targets = [t for t in targets if t.backend == opts.backend]
@@ -108,8 +115,6 @@ def _backend_for(model: str, wanted: str | None) -> Backend | None:
     """The backend that runs ``model``: ``--backend`` where it can (OpenVINO also reads
     .onnx), else the model's default (the filter then decides); None for a reference no
     backend takes (:func:`targets_for` says why)."""
-    from acfd_deploy.runtime.registry import backend_for
-
     for name in dict.fromkeys((wanted, None)):
         try:
             return backend_for(model, name)
@@ -124,42 +129,55 @@ def _progress(items: Any, enabled: bool, unit: str) -> Any:
     return tqdm(items, desc="benchmark", unit=unit, disable=None if enabled else True, leave=False)
 
 
+def _runs(targets: list[Target], plan: BenchPlan) -> list[tuple[Target, BenchPlan]]:
+    """One ``(target, plan)`` per runner to load: a target whose runner is set up per batch
+    size (:attr:`Target.per_batch`) once per batch, the others once for all batches."""
+    runs: list[tuple[Target, BenchPlan]] = []
+    for target in targets:
+        if target.per_batch and len(plan.batches) > 1:
+            runs += [(target, replace(plan, batches=(batch,))) for batch in plan.batches]
+        else:
+            runs.append((target, plan))
+    return runs
+
+
 def _time_targets(targets: list[Target], plan: BenchPlan, interleave: bool, progress: bool, finish: Any) -> list[dict[str, Any]]:
     """Time every target and hand each, with its runner and rows, to ``finish`` (parity,
-    efficiency, close). Sequential holds one runner at a time; interleaved holds them all
-    and times them in rounds (:func:`~acfd_deploy.bench.harness.schedule`)."""
+    efficiency). Sequential holds one runner at a time; interleaved holds them all and
+    times them in rounds (:func:`~acfd_deploy.bench.harness.schedule`). Every runner is
+    closed once its rows are done, whatever happens."""
     rows: list[dict[str, Any]] = []
+    runs = _runs(targets, plan)
     if not interleave:
-        for target in _progress(targets, progress, "artifact"):
-            runner = target.make_runner()
-            rows += finish(target, runner, bench_target(target, plan, runner))
+        for target, run_plan in _progress(runs, progress, "artifact"):
+            with target.make_runner(max(run_plan.batches)) as runner:
+                rows += finish(target, runner, bench_target(target, run_plan, runner))
         return rows
-    runners = [target.make_runner() for target in targets]
-    works = [workloads(target, plan, runner) for target, runner in zip(targets, runners)]
-    flat = [work for target_works in works for work in target_works]
-    for w, _ in _progress(schedule(len(flat), plan.repeats, interleave=True), progress, "repeat"):
-        time_repeat(flat[w], plan, track_memory=False)
-    for target, runner, target_works in zip(targets, runners, works):
-        rows += finish(target, runner, [result_row(work, plan) for work in target_works])
+    with contextlib.ExitStack() as stack:
+        runners = [stack.enter_context(target.make_runner(max(run_plan.batches))) for target, run_plan in runs]
+        works = [workloads(target, run_plan, runner) for (target, run_plan), runner in zip(runs, runners)]
+        flat = [work for target_works in works for work in target_works]
+        for w, _ in _progress(schedule(len(flat), plan.repeats, interleave=True), progress, "repeat"):
+            time_repeat(flat[w], plan, track_memory=False)
+        for (target, run_plan), runner, target_works in zip(runs, runners, works):
+            rows += finish(target, runner, [result_row(work, run_plan) for work in target_works])
     return rows
 
 
 def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
     """Measure every target; returns the JSON document and the failed checks (budget,
     parity, regression against ``opts.baseline``)."""
-    import torch
-
-    from acfd_deploy.bench.flops import add_efficiency, network_gflops
-    from acfd_deploy.envinfo import environment
-    from acfd_deploy.runtime.device import resolve_device
-
     if opts.min_time < 0 or opts.warmup < 0:
         raise AcfdError("--min-time and --warmup must not be negative")
+    # PyTorch variants (and the reference matmul) run where torch can; every other artifact
+    # gets --device as given and runs where its own backend can (the one device answer)
     device = str(resolve_device(opts.device))
     if opts.cuda_graphs and not device.startswith("cuda"):
         raise AcfdError("--cuda-graphs needs a CUDA device")
     torch_precision = "fp16" if opts.precision == "fp16" else "fp32"
-    torch_opts = TorchOptions(device=device, precision=torch_precision, cuda_graphs=opts.cuda_graphs, compile=opts.compile)
+    torch_opts = TorchOptions(
+        device=device, precision=torch_precision, cuda_graphs=opts.cuda_graphs, compile=opts.compile, artifact_device=opts.device
+    )
     baseline = read_baseline(opts.baseline) if opts.baseline else None
     targets, reference_path = collect_targets(opts, torch_opts)
     budget = opts.budget_ms if opts.budget_ms is not None else (50.0 if opts.ms_test else None)
@@ -179,12 +197,9 @@ def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
     if opts.parity:
         if reference_path is None:
             raise AcfdError("--parity needs the training checkpoint: pass --weights PATH or a .pth among --model")
-        from acfd_deploy import load_model
-        from acfd_deploy.runtime.torch_runner import TorchRunner
-
         reference_runner = TorchRunner(load_model(reference_path), "cpu", "fp32", "reference")
 
-    def finish(target: Target, runner: Any, target_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def finish(target: Target, runner: Runner, target_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if reference_runner is not None:
             int8 = target.precision == "int8"
             verifier = verifiers.setdefault(int8, parity_verifier(reference_runner, plan.imgsz, int8))
@@ -193,9 +208,6 @@ def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
                 row["parity"], row["parity_ok"] = parity, parity["passed"]
         if not plan.ms_test:
             add_efficiency(target_rows, network_gflops(target.path, plan.imgsz), ref_gflops)
-        close = getattr(runner, "close", None)
-        if close is not None:
-            close()
         return target_rows
 
     rows = _time_targets(targets, plan, opts.interleave, opts.progress, finish)

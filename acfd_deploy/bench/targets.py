@@ -10,8 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from acfd_deploy import is_reparameterized, load_model, reparameterize
+from acfd_deploy.checkpoint import CHECKPOINT_SUFFIXES
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.manifest import read_manifest
 from acfd_deploy.runtime.base import Runner
+from acfd_deploy.runtime.device import parse_device, resolve_device
+from acfd_deploy.runtime.registry import artifact_precision, backend_for, backend_named, is_url, load_runner
+from acfd_deploy.runtime.torch_runner import TorchRunner
 
 
 @dataclass
@@ -20,8 +26,16 @@ class Target:
     backend: str  # the registry's backend name
     precision: str
     path: Path | None  # None for a server URL
-    make_runner: Callable[[], Runner]
+    make_runner: Callable[[int], Runner]  # for runs of up to this many images per call
     reference: str | None = None  # the model reference (path or URL)
+    training_graph: bool = False  # the unfolded checkpoint: what --parity compares with
+
+    @property
+    def per_batch(self) -> bool:
+        """Whether its runner is set up per batch size (the backend has ``batch_options``,
+        e.g. OpenVINO's throughput mode above one image): acfd-bench then loads one runner
+        per batch size, so each row times what acfd-detect runs at that batch."""
+        return bool(backend_named(self.backend).batch_options)
 
     @property
     def size_mb(self) -> float | None:
@@ -34,32 +48,39 @@ class Target:
 
 @dataclass(frozen=True)
 class TorchOptions:
+    """``device``: where the PyTorch variants run (torch's answer for ``--device``);
+    ``artifact_device``: the ``--device`` every other artifact's runner gets, resolved by
+    the registry with its own backend's answer (None: ``device``)."""
+
     device: str = "cpu"
     precision: str = "fp32"
     cuda_graphs: bool = False
     compile: bool = False
+    artifact_device: str | None = None
+
+    @property
+    def requested(self) -> str:
+        return self.artifact_device or self.device
 
 
 def _torch_targets(path: Path, opts: TorchOptions, training_graph: bool = True) -> list[Target]:
-    from acfd_deploy import is_reparameterized, load_model, reparameterize
-    from acfd_deploy.runtime.torch_runner import TorchRunner
-
     model = load_model(path)
     targets = []
     folded_already = is_reparameterized(model)
 
-    def variant(label: str, graph: object, **kwargs: bool) -> Target:
+    def variant(label: str, graph: object, training: bool = False, **kwargs: bool) -> Target:
         return Target(
             f"{path.name} ({label})",
             "torch",
             opts.precision,
             path,
-            lambda: TorchRunner(graph, opts.device, opts.precision, "torch", **kwargs),  # type: ignore[arg-type]
+            lambda batch: TorchRunner(graph, opts.device, opts.precision, "torch", **kwargs),  # type: ignore[arg-type]
             str(path),
+            training_graph=training,
         )
 
     if training_graph and not folded_already:
-        targets.append(variant("training graph", model))
+        targets.append(variant("training graph", model, training=True))
     folded = model if folded_already else reparameterize(model)
     targets.append(variant("folded", folded))
     # variants measured in the same run, so their speed-ups are ratios on one machine state
@@ -80,8 +101,6 @@ def targets_for(
     """The targets of one ``--model`` reference: a checkpoint gives its PyTorch graphs,
     anything else one target run by its registry backend (with runner ``options``, e.g.
     an OpenVINO inference precision)."""
-    from acfd_deploy.runtime.registry import artifact_precision, backend_for, is_url, load_runner
-
     text = str(reference)
     if not is_url(text):
         path = Path(text)
@@ -96,40 +115,40 @@ def targets_for(
     name = label or (path_or_none.name if path_or_none is not None else text)
     kwargs = dict(options or {})
     precision = str(kwargs.get("precision") or artifact_precision(text, chosen.name))
-    return [
-        Target(
-            name, chosen.name, precision, path_or_none, lambda: load_runner(text, device=opts.device, backend=chosen.name, **kwargs), text
-        )
-    ]
+    device = opts.requested
+
+    def make(batch: int) -> Runner:
+        return load_runner(text, device=device, backend=chosen.name, batch=batch, **kwargs)
+
+    return [Target(name, chosen.name, precision, path_or_none, make, text)]
 
 
 def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Target], Path | None]:
     """Every artifact listed in ``folder/export.json`` (those that run on this device),
     and the weights it was made from (the parity reference) when that file still exists."""
-    from acfd_deploy.manifest import read_manifest
-    from acfd_deploy.runtime.device import parse_device
-    from acfd_deploy.runtime.registry import backend_for
-
     manifest = read_manifest(folder)
     targets: list[Target] = []
     source = (manifest.get("weights") or {}).get("source")
     reference = Path(source) if source and source != "random" and Path(source).is_file() else None
     if reference is not None:
-        targets.extend(t for t in _torch_targets(reference, opts) if "training graph" in t.artifact)
+        targets.extend(t for t in _torch_targets(reference, opts) if t.training_graph)
     seen: set[tuple[str, str]] = set()
     for entry in manifest["artifacts"]:
         path = folder / entry["path"]
         if not path.is_file():
             raise AcfdError(f"{folder / 'export.json'} lists {entry['path']}, which is missing")
         backend = entry.get("backend")
-        kind = parse_device(opts.device).kind
-        if kind != "auto" and kind not in backend_for(path, backend).devices:
+        chosen = backend_for(path, backend)
+        kind = parse_device(opts.requested).kind
+        if kind == "auto":  # where this backend's runner would run (the one device answer)
+            kind = resolve_device("auto", backend=chosen.name).kind
+        if kind not in chosen.devices:
             continue  # runs elsewhere (a plan on a CPU run, OpenVINO IR on a CUDA run), as load_runner would refuse
         key = (str(path), entry.get("precision", ""))
         if key in seen:
             continue
         seen.add(key)
-        if path.suffix in (".pt", ".pth", ".safetensors"):
+        if path.suffix in CHECKPOINT_SUFFIXES:
             targets.extend(_torch_targets(path, opts, training_graph=False))
         else:
             options = entry.get("runner_options") or None

@@ -12,7 +12,19 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from acfd_deploy.cli.common import EXIT_CHECK_FAILED, EXIT_OK, add_device, add_imgsz, make_parser, model_help, positive_int, run
+from acfd_deploy.cli.common import (
+    EXIT_OK,
+    add_device,
+    add_imgsz,
+    make_parser,
+    model_help,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run,
+)
+from acfd_deploy.errors import CheckFailed
 
 PROG = "acfd-bench"
 
@@ -59,7 +71,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     what.add_argument("--compile", action="store_true", help="also time the folded PyTorch graph under torch.compile")
     checks = p.add_argument_group("checks")
     checks.add_argument(
-        "--budget-ms", type=float, metavar="MS", help="per-image budget; 50 (the challenge's) with --ms-test, none otherwise"
+        "--budget-ms", type=positive_float, metavar="MS", help="per-image budget; 50 (the challenge's) with --ms-test, none otherwise"
     )
     checks.add_argument("--parity", action="store_true", help="judge each artifact against the PyTorch training graph, as acfd-export does")
     checks.add_argument(
@@ -67,7 +79,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     checks.add_argument("--baseline", type=Path, metavar="JSON", help="an earlier --json from the same machine class to compare with")
     checks.add_argument(
-        "--max-regression", type=float, default=0.10, metavar="FRACTION", help="allowed slow-down against --baseline (0.10 = 10%%)"
+        "--max-regression",
+        type=non_negative_float,
+        default=0.10,
+        metavar="FRACTION",
+        help="allowed slow-down against --baseline (0.10 = 10%%)",
     )
     timing = p.add_argument_group("timing")
     timing.add_argument(
@@ -79,8 +95,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="time in rounds, one repeat of every artifact per round, so a machine that slows down slows all alike "
         "(sturdier ratios between artifacts; all are loaded at once, and memory peaks are not reported)",
     )
-    timing.add_argument("--min-time", type=float, default=1.0, metavar="S", help="seconds of timed calls per repeat (at least 5 calls)")
-    timing.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed calls before each repeat")
+    timing.add_argument(
+        "--min-time", type=non_negative_float, default=1.0, metavar="S", help="seconds of timed calls per repeat (at least 5 calls)"
+    )
+    timing.add_argument("--warmup", type=non_negative_int, default=3, metavar="N", help="untimed calls before each repeat")
     out = p.add_argument_group("output")
     out.add_argument("--json", type=Path, metavar="PATH", help="write results and environment here")
     out.add_argument("--plot", type=Path, metavar="PNG", help="write a plot of latency per image against batch size")
@@ -130,8 +148,10 @@ def _body(args: argparse.Namespace) -> int:
     if args.plot:
         plot_latency(document["results"], args.plot, document["budget_ms"])
     for line in failed:
-        print(f"{PROG}: FAILED {line}")
-    return EXIT_CHECK_FAILED if failed else EXIT_OK
+        print(f"FAIL {line}")
+    if failed:
+        raise CheckFailed(f"{len(failed)} check(s): {'; '.join(failed)}" if len(failed) > 1 else failed[0])
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

@@ -72,9 +72,13 @@ def make_parser(prog: str, description: str, epilog: str | None = None) -> argpa
 # ---------------------------------------------------------------- the shared vocabulary
 
 
-def number(kind: type[int] | type[float], what: str, low: float | None = None, high: float | None = None) -> Callable[[str], Any]:
-    """An argparse type for a number of ``kind`` within [low, high], with a message that
-    names ``what`` ("a port", "microseconds", ...) when it is not."""
+def number(
+    kind: type[int] | type[float], what: str, low: float | None = None, high: float | None = None, *, above: float | None = None
+) -> Callable[[str], Any]:
+    """An argparse type for a finite number of ``kind`` within [low, high] (and greater
+    than ``above``), with a message that names ``what`` ("a port", "microseconds", ...)
+    when it is not. Every number flag of every command goes through it, so nan and inf
+    are refused everywhere (tests/test_cli_numbers.py walks every parser)."""
 
     def parse(text: str) -> int | float:
         try:
@@ -83,15 +87,21 @@ def number(kind: type[int] | type[float], what: str, low: float | None = None, h
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not math.isfinite(value):  # nan passes every bound check, inf every lower one
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        if (low is not None and value < low) or (high is not None and value > high):
+        if (low is not None and value < low) or (high is not None and value > high) or (above is not None and value <= above):
             bounds = f" ({low}..{high})" if low is not None and high is not None else ""
             raise argparse.ArgumentTypeError(f"expected {what}{bounds}, got {value}")
         return value
 
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
 
 
 positive_int = number(int, "a positive integer", 1)
+non_negative_int = number(int, "a non-negative integer", 0)
+any_int = number(int, "an integer")
+positive_float = number(float, "a positive number", above=0)
+finite_float = number(float, "a number")
+non_negative_float = number(float, "a non-negative number", 0)
 
 
 class _ImageSize(argparse.Action):
@@ -128,10 +138,6 @@ def _device_arg(text: str) -> str:
         return str(parse_device(text))
     except AcfdError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_model(parser: argparse.ArgumentParser, help: str, **kwargs: Any) -> None:
-    parser.add_argument("--model", metavar="PATH", help=help, **kwargs)
 
 
 def backend_names() -> list[str]:
@@ -248,10 +254,5 @@ def detector_from_args(args: argparse.Namespace, prog: str) -> Any:
 
         args.model = str(demo_weights())
         print(f"{prog}: no --model given: using the bundled demo model (acfd-tiny, trained on synthetic faces only)", file=sys.stderr)
-    from acfd_deploy.runtime.registry import backend_for
-
     config = DetectorConfig(scales=scales_from_args(args), keep_ratio=args.keep_ratio, batch_size=args.batch)
-    backend = backend_for(args.model, getattr(args, "backend", None))
-    # OpenVINO's throughput mode runs a batch's images on parallel streams: batch work gains
-    options = {"mode": "throughput"} if backend.name == "openvino" and args.batch > 1 else {}
-    return Detector.from_model(args.model, config, device=args.device, backend=backend.name, **options)
+    return Detector.from_model(args.model, config, device=args.device, backend=args.backend)

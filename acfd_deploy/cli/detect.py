@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from acfd_deploy.cli.common import EXIT_OK, add_pipeline_args, detector_from_args, make_parser, run
+from acfd_deploy.cli.common import EXIT_OK, add_pipeline_args, detector_from_args, finite_float, make_parser, run
 from acfd_deploy.errors import AcfdError
 
 PROG = "acfd-detect"
@@ -21,7 +21,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     add_pipeline_args(parser)
     out = parser.add_argument_group("output")
-    out.add_argument("--conf", type=float, default=0.5, help="score needed for a box to be drawn (the CSV and JSON keep every detection)")
+    out.add_argument(
+        "--conf", type=finite_float, default=0.5, help="score needed for a box to be drawn (the CSV and JSON keep every detection)"
+    )
     out.add_argument("--out", default="runs/detect", metavar="DIR", help="output folder")
     out.add_argument("--no-draw", action="store_true", help="skip the annotated images")
     return parser
@@ -37,7 +39,8 @@ def _body(args: argparse.Namespace) -> int:
     if not paths:
         raise AcfdError("no images found in " + ", ".join(args.inputs))
     detector = detector_from_args(args, PROG)
-    report = write_detections(detector, paths, args.out, args.conf, not args.no_draw, not args.no_progress, {"model": str(args.model)})
+    with detector.runner:
+        report = write_detections(detector, paths, args.out, args.conf, not args.no_draw, not args.no_progress, {"model": str(args.model)})
     out = report.out
     print(
         f"{report.images} image(s), {report.detections} detection(s) ({report.confident} with score >= {args.conf:g}) "

@@ -20,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from acfd_deploy.cli.common import EXIT_OK, add_pipeline_args, detector_from_args, make_parser, run
+from acfd_deploy.cli.common import EXIT_OK, add_pipeline_args, detector_from_args, finite_float, make_parser, run
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.eval.run import EvalOptions, run_eval
 
@@ -69,7 +69,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--save-pred", help="with --model: also write the detections CSV here")
     parser.add_argument("--json", help="write the metrics as JSON here")
     parser.add_argument("--plot", help="write the precision-recall curve as a PNG here")
-    parser.add_argument("--iou", type=float, default=0.5, help="IoU threshold of a match (the challenge: 0.5)")
+    parser.add_argument("--iou", type=finite_float, default=0.5, help="IoU threshold of a match (the challenge: 0.5)")
     parser.add_argument("--allow-empty-pred", action="store_true", help="score an empty prediction CSV as AP 0 instead of refusing it")
     return parser
 

@@ -14,19 +14,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from acfd_deploy.cli.common import EXIT_CHECK_FAILED, EXIT_OK, add_device, add_imgsz, make_parser, positive_int, run
+from acfd_deploy.cli.common import EXIT_OK, add_device, add_imgsz, any_int, make_parser, number, positive_int, run
+from acfd_deploy.errors import CheckFailed
+from acfd_deploy.verify.rules import Outcome
 
 PROG = "acfd-export"
 
 
-def _gib(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in GiB, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive size in GiB, got {value}")
-    return value
+_gib = number(float, "a positive size in GiB", above=0)
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -83,7 +78,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="N",
         help="images per call: the largest batch (and optimum) of the TensorRT profile, and the parity batch",
     )
-    shape.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (13..23)")
+    shape.add_argument("--opset", type=any_int, default=17, metavar="N", help="ONNX opset (13..23)")
     shape.add_argument(
         "--no-simplify", action="store_true", help="keep the ONNX as traced (by default it is simplified only if outputs stay equal)"
     )
@@ -101,7 +96,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     check.add_argument("--strict", action="store_true", help="fail (exit 1) when any artifact could not be verified (n/a)")
     check.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="seed of the parity images, the synthetic validation set and --random-init"
+        "--seed", type=any_int, default=0, metavar="N", help="seed of the parity images, the synthetic validation set and --random-init"
     )
     triton = p.add_argument_group("Triton")
     triton.add_argument(
@@ -162,12 +157,12 @@ def _body(args: argparse.Namespace) -> int:
     print(f"Artifacts and figures: {result.out / 'export.json'}")
     if result.triton_repo is not None:
         print(f"Triton model repository: {result.triton_repo} (how to run it: {result.triton_repo / 'README.md'})")
-    if result.status == "failed" or (result.status == "unverified" and opts.strict):
+    unverified = result.status == Outcome.UNVERIFIED.value
+    if result.status == Outcome.FAILED.value or (unverified and opts.strict):
         bad = [a["name"] for a in manifest["artifacts"] if a["passed"] is not True and (a["passed"] is False or opts.strict)]
-        what = "not verified (--strict)" if result.status == "unverified" else "FAILED"
+        what = "not verified (--strict): " if unverified else ""
         kept = f"; the previous verified export in {opts.out} is unchanged" if result.kept_previous else ""
-        print(f"{PROG}: {what}: {', '.join(bad)} (kept in {result.out} for inspection{kept})", file=sys.stderr)
-        return EXIT_CHECK_FAILED
+        raise CheckFailed(f"{what}{', '.join(bad)} (kept in {result.out} for inspection{kept})")
     return EXIT_OK
 
 

@@ -11,7 +11,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from acfd_deploy.cli.common import add_device, add_scale_args, make_parser, model_help, number, positive_int, run, scales_from_args
+from acfd_deploy.cli.common import (
+    add_device,
+    add_scale_args,
+    finite_float,
+    make_parser,
+    model_help,
+    number,
+    positive_int,
+    run,
+    scales_from_args,
+)
 
 PROG = "acfd-serve"
 
@@ -22,7 +32,7 @@ _seconds = number(float, "a positive number of seconds", 1e-3)
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    from acfd_deploy.serve.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US
+    from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US
 
     parser = make_parser(
         prog,
@@ -41,7 +51,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     add_scale_args(model, ", as acfd-detect")
     model.add_argument(
         "--conf",
-        type=float,
+        type=finite_float,
         default=0.0,
         metavar="SCORE",
         help="leave out detections scoring below SCORE (default: 0, every detection acfd-detect writes to its CSV and JSON)",

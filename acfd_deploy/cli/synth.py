@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from acfd_deploy.cli.common import EXIT_OK, add_imgsz, make_parser, positive_int, run
+from acfd_deploy.cli.common import EXIT_OK, add_imgsz, any_int, make_parser, positive_int, run
 from acfd_deploy.errors import AcfdError
 
 PROG = "acfd-synth"
@@ -32,7 +32,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = make_parser(prog, "Draw synthetic cartoon faces: DIR/images/*.jpg and DIR/gt.csv in the iCartoonFace format.")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--num", required=True, type=positive_int, metavar="N", help="number of images")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="the same seed gives the same images")
+    parser.add_argument("--seed", type=any_int, default=0, metavar="N", help="the same seed gives the same images")
     add_imgsz(parser, (640, 640), "image size")
     parser.add_argument("--size", nargs=2, type=positive_int, dest="imgsz", help=argparse.SUPPRESS)  # the old name
     parser.add_argument(

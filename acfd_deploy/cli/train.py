@@ -12,7 +12,18 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from acfd_deploy.cli.common import EXIT_OK, add_device, add_imgsz, make_parser, positive_int, run
+from acfd_deploy.cli.common import (
+    EXIT_OK,
+    add_device,
+    add_imgsz,
+    any_int,
+    make_parser,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run,
+)
 from acfd_deploy.configs import list_configs, resolve_config
 from acfd_deploy.errors import AcfdError
 
@@ -38,9 +49,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     add_imgsz(p, (640, 640), "training input size: crops are resized to it (the paper: 640)")
     add_device(p, help="where training runs (under torchrun, each process takes its LOCAL_RANK GPU)")
     p.add_argument(
-        "--lr", type=float, default=0.01, metavar="LR", help="learning rate after warm-up (the paper: 0.04 at a total batch of 64)"
+        "--lr", type=positive_float, default=0.01, metavar="LR", help="learning rate after warm-up (the paper: 0.04 at a total batch of 64)"
     )
-    p.add_argument("--warmup-iters", type=int, default=1000, metavar="N", help="linear warm-up from 1e-6 (the paper: 1000)")
+    p.add_argument("--warmup-iters", type=non_negative_int, default=1000, metavar="N", help="linear warm-up from 1e-6 (the paper: 1000)")
     p.add_argument(
         "--milestones",
         type=positive_int,
@@ -49,10 +60,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="EPOCH",
         help="epochs at which the rate drops 10x (default: 2/3, 5/6, 14/15 of --epochs, as the paper)",
     )
-    p.add_argument("--clip-grad", type=float, default=35.0, metavar="NORM", help="clip the gradient norm to this (0: no clipping)")
-    p.add_argument("--workers", type=int, default=2, metavar="N", help="data-loading processes")
     p.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="seed of the weights, the data order and augmentation, and --synthetic data"
+        "--clip-grad", type=non_negative_float, default=35.0, metavar="NORM", help="clip the gradient norm to this (0: no clipping)"
+    )
+    p.add_argument("--workers", type=non_negative_int, default=2, metavar="N", help="data-loading processes")
+    p.add_argument(
+        "--seed", type=any_int, default=0, metavar="N", help="seed of the weights, the data order and augmentation, and --synthetic data"
     )
     p.add_argument(
         "--out", default="runs/train", metavar="DIR", help="folder of last.pth, best.pth, log.csv and curves.png (redrawn each epoch)"

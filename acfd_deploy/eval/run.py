@@ -18,6 +18,7 @@ they are shown is the caller's business. Input the metric cannot use raises
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -290,19 +291,21 @@ def _run_detector(
     from acfd_deploy.pipeline import ImageLoadError
 
     paths = [images_dir / n for n in names]
+    built = callable(detector)  # a detector made here is closed here; a caller's stays open
     if callable(detector):
         detector = detector()
     boxes, scores, sizes, failed = {}, {}, {}, []
     bar = tqdm(total=len(paths), desc="eval", unit="img", disable=None if progress else True, file=sys.stderr)
-    for path, result in detector.detect_paths(paths):
-        bar.update(1)
-        if isinstance(result, ImageLoadError):
-            failed.append(path.name)
-            with tqdm.external_write_mode(file=sys.stderr):  # the bar steps aside while the warning is shown
-                say(str(result))
-            continue
-        boxes[path.name], scores[path.name] = result.boxes.astype(np.float64), result.scores.astype(np.float64)
-        sizes[path.name] = (result.height, result.width)
+    with detector.runner if built else contextlib.nullcontext():
+        for path, result in detector.detect_paths(paths):
+            bar.update(1)
+            if isinstance(result, ImageLoadError):
+                failed.append(path.name)
+                with tqdm.external_write_mode(file=sys.stderr):  # the bar steps aside while the warning is shown
+                    say(str(result))
+                continue
+            boxes[path.name], scores[path.name] = result.boxes.astype(np.float64), result.scores.astype(np.float64)
+            sizes[path.name] = (result.height, result.width)
     bar.close()
     return boxes, scores, sizes, failed
 

@@ -21,14 +21,24 @@ from typing import Any, cast
 
 import numpy as np
 
+from acfd_deploy import __version__
 from acfd_deploy.configs import ModelConfig
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.options import ExportOptions, validate
 from acfd_deploy.export.source import artifact_stem, resolve_model
 from acfd_deploy.export.steps import Artifact, ExportContext, plan_steps
-from acfd_deploy.manifest import MANIFEST_NAME, MANIFEST_VERSION, artifact_entry, overall, versions, write_manifest
-from acfd_deploy.staging import staged_folder
-from acfd_deploy.verify.accuracy import SYNTHETIC_VAL_SEED, ValidationSet
+from acfd_deploy.export.tensorrt import engine_profile, tensorrt_status
+from acfd_deploy.manifest import MANIFEST_NAME, MANIFEST_VERSION, artifact_entry, overall, read_manifest, versions, write_manifest
+from acfd_deploy.model.anchors import min_input_size
+from acfd_deploy.reparam import is_reparameterized
+from acfd_deploy.runtime.device import resolve_device
+from acfd_deploy.runtime.registry import load_runner
+from acfd_deploy.runtime.torch_runner import TorchRunner
+from acfd_deploy.staging import check_target, staged_folder
+from acfd_deploy.tritonrepo import choose_artifact, write_model_repository
+from acfd_deploy.verify.accuracy import SYNTHETIC_VAL_SEED, ValidationSet, check_enough_faces, read_validation_set, synthetic_validation_set
+from acfd_deploy.verify.inputs import describe, parity_inputs
+from acfd_deploy.verify.verifier import Verifier
 
 
 @dataclass
@@ -68,8 +78,6 @@ def _log_default(msg: str) -> None:
 
 
 def _validation_set(opts: ExportOptions) -> ValidationSet:
-    from acfd_deploy.verify.accuracy import check_enough_faces, read_validation_set, synthetic_validation_set
-
     if opts.val_data is not None and opts.val_images is not None:
         val = read_validation_set(opts.val_data, opts.val_images, opts.val_count)
         check_enough_faces(val, "label more images, or raise --val-count if it cut the set short")
@@ -79,31 +87,30 @@ def _validation_set(opts: ExportOptions) -> ValidationSet:
     return val
 
 
-def _tensorrt_plan(opts: ExportOptions) -> tuple[bool, str]:
-    from acfd_deploy.export.tensorrt import tensorrt_status
-
+def tensorrt_plan(opts: ExportOptions) -> tuple[bool, str, str]:
+    """``(build, note, device)``: whether TensorRT plans are built, the line that says so,
+    and the device they are built and verified on. Both come from the TensorRT backend's
+    own device answer, so a CPU-only torch on a GPU machine builds and verifies plans on
+    the GPU (torch's answer would say "cpu", where no plan runs)."""
     if opts.engine == "onnx":
-        return False, "TensorRT: skipped (--engine onnx)"
+        return False, "TensorRT: skipped (--engine onnx)", "cpu"
     if opts.device == "cpu":
-        return False, "TensorRT: skipped (--device cpu)"
+        return False, "TensorRT: skipped (--device cpu)", "cpu"
     ok, why = tensorrt_status()
-    return ok, (f"TensorRT {why}: building engines" if ok else f"TensorRT: skipped ({why})")
+    if not ok:
+        return False, f"TensorRT: skipped ({why})", "cpu"
+    return True, f"TensorRT {why}: building engines", str(resolve_device(opts.device, backend="tensorrt"))
 
 
 def _prepare(opts: ExportOptions, stage: Path, timer: StepTimer) -> tuple[ExportContext, ValidationSet | None, bool]:
     """Everything read before the first artifact: weights, sizes, calibration, validation."""
-    from acfd_deploy.export.tensorrt import engine_profile
-    from acfd_deploy.model.anchors import min_input_size
-    from acfd_deploy.runtime.device import resolve_device
-    from acfd_deploy.verify.inputs import parity_inputs
-
     with timer.step("load", "loading weights"):
         model, weights = resolve_model(opts)
     config = cast(ModelConfig, model.config)
     min_side = min_input_size(config)
     h, w = opts.imgsz
     if min(h, w) < min_side:
-        raise AcfdError(f"--imgsz {h} {w} is below the minimum side {min_side} of {config.name} (six pyramid levels)")
+        raise AcfdError(f"--imgsz {h} {w} is below the minimum side {min_side} of {config.name} ({config.num_levels} pyramid levels)")
     calib_images: list[np.ndarray] = []
     val_set = None
     notes: dict[str, Any] = {}
@@ -120,9 +127,7 @@ def _prepare(opts: ExportOptions, stage: Path, timer: StepTimer) -> tuple[Export
         timer.log(f"    {val_set.source}, {val_set.num_faces} faces")
         for note in val_set.notes:
             timer.log(f"    warning: {note}")
-    build_trt, trt_note = _tensorrt_plan(opts)
-    notes["tensorrt"] = trt_note
-    build_device = str(resolve_device(opts.device)) if build_trt else "cpu"
+    build_trt, notes["tensorrt"], build_device = tensorrt_plan(opts)
     ctx = ExportContext(
         opts=opts,
         stage=stage,
@@ -141,22 +146,11 @@ def _prepare(opts: ExportOptions, stage: Path, timer: StepTimer) -> tuple[Export
 
 
 def _verify(artifact: Artifact, verifier: Any) -> None:
-    from acfd_deploy.runtime.registry import load_runner
-
-    runner = load_runner(artifact.path, device=artifact.verify_device, backend=artifact.backend, **artifact.runner_options)
-    try:
+    with load_runner(artifact.path, device=artifact.verify_device, backend=artifact.backend, **artifact.runner_options) as runner:
         artifact.verdict = verifier.verify(runner, artifact.precision, artifact.backend)
-    finally:
-        close = getattr(runner, "close", None)
-        if close is not None:
-            close()
 
 
 def _run_steps(ctx: ExportContext, val_set: ValidationSet | None, timer: StepTimer, build_trt: bool) -> list[Artifact]:
-    from acfd_deploy.reparam import is_reparameterized
-    from acfd_deploy.runtime.torch_runner import TorchRunner
-    from acfd_deploy.verify.verifier import Verifier
-
     label = "PyTorch folded graph (deploy checkpoint)" if is_reparameterized(ctx.model) else "PyTorch training graph"
     verifier = Verifier(TorchRunner(ctx.model, name=label), ctx.parity_inputs, val_set, ctx.opts.imgsz, ctx.opts.batch)
     with timer.step("reference", f"running the {label} (reference)"):
@@ -181,9 +175,6 @@ def _run_steps(ctx: ExportContext, val_set: ValidationSet | None, timer: StepTim
 
 
 def _manifest(ctx: ExportContext, artifacts: list[Artifact], started: _dt.datetime, timer: StepTimer, label: str) -> dict[str, Any]:
-    from acfd_deploy import __version__
-    from acfd_deploy.verify.inputs import describe
-
     status, passed = overall([a.verdict.passed if a.verdict else None for a in artifacts])
     opts = ctx.opts
     return {
@@ -226,8 +217,6 @@ def failed_folder(out: Path) -> Path:
 
 
 def _previous_passed(out: Path) -> bool:
-    from acfd_deploy.manifest import read_manifest
-
     try:
         return read_manifest(out).get("passed") is True
     except AcfdError:
@@ -237,9 +226,6 @@ def _previous_passed(out: Path) -> bool:
 def run_export(opts: ExportOptions, log: Callable[[str], None] = _log_default) -> ExportResult:
     """Do the whole export. Bad input raises :class:`AcfdError` before anything is
     written; an interruption or error leaves ``opts.out`` as it was."""
-    from acfd_deploy.reparam import is_reparameterized
-    from acfd_deploy.staging import check_target
-
     validate(opts)
     out = Path(opts.out).absolute()
     timer = StepTimer(log)
@@ -267,8 +253,6 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = _log_default) -
 def write_triton_repository(opts: ExportOptions, export_dir: Path) -> Path:
     """The verified artifact (a plan where one passed, else the ONNX file) in a model
     repository for the stock server, staged and swapped in like the export itself."""
-    from acfd_deploy.serve import choose_artifact, write_model_repository
-
     assert opts.triton_repo is not None
     artifact = choose_artifact(export_dir, opts.triton_precision)
     with staged_folder(Path(opts.triton_repo), "acfd-repository.json", "Triton model repository") as stage:

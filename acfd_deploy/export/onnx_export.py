@@ -15,6 +15,7 @@ import onnx
 import torch
 from torch import nn
 
+from acfd_deploy.errors import one_line
 from acfd_deploy.fileio import atomic_path
 from acfd_deploy.runtime.onnx_runner import onnx_metadata
 
@@ -154,7 +155,7 @@ def simplify_if_equal(proto: onnx.ModelProto, probes: list[np.ndarray], tol: flo
         onnx.checker.check_model(simplified, full_check=True)
         check_io_contract(simplified)
     except Exception as exc:  # a simplifier failing is not the user's problem: keep the original
-        return proto, f"not simplified ({name} failed: {' '.join(str(exc).split())[:100]})"
+        return proto, f"not simplified ({name} failed: {one_line(exc, 100)})"
     worst = 0.0
     for images in probes:
         diff = tensor_diff(_ort_outputs(proto, images), _ort_outputs(simplified, images))

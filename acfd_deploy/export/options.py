@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.device import cuda_status, parse_device, resolve_device
+from acfd_deploy.tritonrepo import check_repository_dir
 from acfd_deploy.verify.accuracy import DEFAULT_VAL_IMAGES
 
 ENGINES = ("auto", "onnx", "tensorrt")
@@ -44,8 +46,6 @@ class ExportOptions:
 
 def validate(opts: ExportOptions) -> None:
     """Refuse contradictory or out-of-range options before anything is read or written."""
-    from acfd_deploy.runtime.device import parse_device
-
     if opts.engine not in ENGINES:
         raise AcfdError(f"unknown --engine {opts.engine!r}; choose from {', '.join(ENGINES)}")
     if opts.batch < 1:
@@ -65,10 +65,8 @@ def validate(opts: ExportOptions) -> None:
     if opts.random_init and not opts.config:
         raise AcfdError("--random-init needs --config NAME")
     device = parse_device(opts.device)
-    if device.is_cuda:
-        from acfd_deploy.runtime.device import resolve_device
-
-        resolve_device(device)  # a GPU asked for by name must exist
+    if device.is_cuda and cuda_status("tensorrt").usable:
+        resolve_device(device, backend="tensorrt")  # a GPU asked for by name must exist
     if opts.engine == "tensorrt" and device.kind == "cpu":
         raise AcfdError("--engine tensorrt builds TensorRT engines on a GPU; --device cpu contradicts it")
     if opts.triton_repo is not None:
@@ -81,16 +79,13 @@ def validate(opts: ExportOptions) -> None:
         if importlib.util.find_spec("openvino") is None:
             raise AcfdError(f"--openvino needs OpenVINO: {install_hint()}")
     if opts.engine == "tensorrt":
-        from acfd_deploy.export.tensorrt import tensorrt_status
-
-        ok, why = tensorrt_status()
-        if not ok:
-            raise AcfdError(f"--engine tensorrt needs TensorRT and a CUDA GPU: {why}")
+        answer = cuda_status("tensorrt")
+        if not answer.usable:
+            raise AcfdError(f"--engine tensorrt needs TensorRT and a CUDA GPU: {answer.reason}")
 
 
 def _validate_triton(opts: ExportOptions) -> None:
     """The Triton repository is checked before the (long) export, not after it."""
-    from acfd_deploy.serve import check_repository_dir
     from acfd_deploy.staging import check_target
 
     assert opts.triton_repo is not None

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-RESULT = {"pass": "PASS", "fail": "FAIL", "n/a": "n/a"}
+from acfd_deploy.verify.rules import Status
+
+# a verdict in the table: pass and fail in capitals, so they stand out
+RESULT = {Status.PASS.value: "PASS", Status.FAIL.value: "FAIL", Status.UNVERIFIED.value: Status.UNVERIFIED.value}
 
 
 def human_size(n: float) -> str:
@@ -86,7 +89,7 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
                 f"{a['name']} is judged by AP50 (docs/design.md#verification-and-tolerances: drop <= 1 point against the PyTorch model's "
                 f"{v['reference_ap']:.3f}) on {v['validation']}"
             )
-        elif v["status"] == "n/a":
+        elif v["status"] == Status.UNVERIFIED.value:
             lines.append(f"{a['name']}: n/a, not verified ({v['reason']})")
         elif v["reason"]:
             lines.append(f"{a['name']} is judged by the {v['rule']} rule: {v['reason']}")

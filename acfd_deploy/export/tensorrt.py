@@ -12,8 +12,6 @@ plain functions tested everywhere; :func:`build_engine` needs TensorRT and a GPU
 
 from __future__ import annotations
 
-import ctypes
-import importlib.util
 import json
 import os
 from collections import Counter
@@ -24,6 +22,9 @@ from typing import Any
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.fp16 import PrecisionError
 from acfd_deploy.fileio import atomic_path, sha256_file
+from acfd_deploy.runtime.base import contract_from_metadata
+from acfd_deploy.runtime.device import cuda_status
+from acfd_deploy.runtime.onnx_runner import onnx_metadata
 from acfd_deploy.runtime.plan import INPUT_NAME, gpu_info, make_sidecar, write_sidecar
 
 # the paper's multi-scale test (H x W); the profile covers all three
@@ -35,39 +36,15 @@ _COMPUTE_LAYER_TYPES = ("convolution", "gemm", "matrixmultiply", "deconvolution"
 # ---------------------------------------------------------------- availability
 
 
-def _cuda_device_count() -> int:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.device_count()
-    except Exception:
-        pass
-    for name in ("libcudart.so", "libcudart.so.12", "libcudart.so.13", "libcudart.so.11.0"):
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        count = ctypes.c_int(0)
-        if lib.cudaGetDeviceCount(ctypes.byref(count)) == 0:
-            return count.value
-        return 0
-    return 0
-
-
 def tensorrt_status() -> tuple[bool, str]:
     """``(True, version)`` when TensorRT, Polygraphy and a CUDA GPU are all present, else
-    ``(False, why)`` with a reason fit for the line "TensorRT: skipped (why)"."""
-    if importlib.util.find_spec("tensorrt") is None:
-        return False, "not installed: pip install 'acfd-deploy[tensorrt]' on a machine with an NVIDIA GPU"
-    if importlib.util.find_spec("polygraphy") is None:
-        return False, "polygraphy not installed: pip install 'acfd-deploy[tensorrt]'"
-    if _cuda_device_count() < 1:
-        return False, "no CUDA GPU"
-    try:
-        import tensorrt as trt
-    except Exception as exc:  # a broken install (missing libnvinfer) imports badly
-        return False, f"tensorrt does not import ({' '.join(str(exc).split())[:80]})"
+    ``(False, why)`` with a reason fit for the line "TensorRT: skipped (why)": the runtime
+    layer's one device answer (:func:`~acfd_deploy.runtime.device.cuda_status`)."""
+    answer = cuda_status("tensorrt")
+    if not answer.usable:
+        return False, answer.reason
+    import tensorrt as trt
+
     return True, str(trt.__version__)
 
 
@@ -269,6 +246,7 @@ def build_engine(
         workspace_bytes=workspace,
         layer_precisions=layers,
         polygraphy_version=getattr(polygraphy, "__version__", None),
+        pixel_mean=contract_from_metadata(onnx_metadata(onnx_path))[1],
     )
     if precision == "int8":
         sidecar["onnx_note"] = "built from the int8 ONNX with its uint8 activation Q/DQ rewritten to symmetric int8 (tensorrt_qdq)"

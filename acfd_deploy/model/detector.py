@@ -64,7 +64,8 @@ class ACFD(nn.Module):
         h, w = images.shape[-2:]
         if min(h, w) < self.min_size:
             raise InputError(
-                f"images must be at least {self.min_size}x{self.min_size} for {self.config.name} (6 pyramid levels), got {h}x{w}"
+                f"images must be at least {self.min_size}x{self.min_size} for {self.config.name} "
+                f"({self.config.num_levels} pyramid levels), got {h}x{w}"
             )
 
     def forward(self, images: torch.Tensor) -> TrainOutput | tuple[torch.Tensor, torch.Tensor]:

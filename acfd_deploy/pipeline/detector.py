@@ -19,8 +19,9 @@ import torch
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.pipeline.io import DEFAULT_MAX_PIXELS, ImageLoadError, iter_loaded
 from acfd_deploy.pipeline.postprocess import PostprocessConfig, postprocess
-from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE, DEFAULT_PIXEL_MEAN, plan_arrays, preprocess_batch
-from acfd_deploy.runtime.base import Runner, runner_min_size
+from acfd_deploy.pipeline.preprocess import plan_arrays, preprocess_batch
+from acfd_deploy.runtime.base import Runner
+from acfd_deploy.runtime.registry import load_runner
 
 # The paper's multi-scale test, (H, W)
 MS_TEST_SCALES: tuple[tuple[int, int], ...] = ((480, 645), (640, 860), (800, 1075))
@@ -59,14 +60,9 @@ class Detections:
         return len(self.scores)
 
 
-def _model_of(runner: Runner) -> torch.nn.Module | None:
-    model = getattr(runner, "model", None)
-    return model if isinstance(model, torch.nn.Module) else None
-
-
 class Detector:
     """``Detector(runner, config)``; ``pixel_mean`` and ``min_size`` default to the
-    runner's model when it has one (PyTorch), else to the values every config shares."""
+    runner's (the runner contract: from its model, file metadata or server config)."""
 
     def __init__(
         self,
@@ -77,10 +73,8 @@ class Detector:
     ) -> None:
         self.runner = runner
         self.config = config or DetectorConfig()
-        model = _model_of(runner)
-        model_cfg = getattr(model, "config", None)
-        self.pixel_mean = pixel_mean or tuple(getattr(model_cfg, "pixel_mean", DEFAULT_PIXEL_MEAN))
-        self.min_size = min_size or runner_min_size(runner, DEFAULT_MIN_SIZE)
+        self.pixel_mean = pixel_mean or runner.pixel_mean
+        self.min_size = min_size or runner.min_size
 
     def _infer(self, batch: np.ndarray) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]:
         # a PyTorch runner keeps outputs on its device, so post-processing runs there too
@@ -126,10 +120,10 @@ class Detector:
         cls, model: str | os.PathLike[str], config: DetectorConfig | None = None, device: str = "auto", **options: Any
     ) -> Detector:
         """A detector over any model reference the runner registry knows (a checkpoint,
-        an ONNX file, an engine, a ``triton://`` URL, ...)."""
-        from acfd_deploy.runtime.registry import load_runner
-
-        return cls(load_runner(model, device=device, **options), config)
+        an ONNX file, an engine, a ``triton://`` URL, ...), with the backend's defaults
+        for the config's batch size (:func:`~acfd_deploy.runtime.registry.load_runner`)."""
+        config = config or DetectorConfig()
+        return cls(load_runner(model, device=device, batch=config.batch_size, **options), config)
 
     def _flush(self, pending: list[tuple[Path, np.ndarray]]) -> Iterator[tuple[Path, Detections]]:
         if pending:

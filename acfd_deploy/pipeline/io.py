@@ -21,7 +21,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from acfd_deploy.errors import AcfdError
+from acfd_deploy.errors import AcfdError, one_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # 1920x1080 is 2 MP; 64 MP (e.g. 8000x8000) is far beyond any cartoon frame but still
@@ -56,7 +56,7 @@ def _read(source: str | os.PathLike[str] | IO[bytes], label: str, max_pixels: in
     except UnidentifiedImageError:
         raise ImageLoadError(f"{label}: {unrecognized}") from None
     except (OSError, ValueError, SyntaxError, MemoryError) as exc:
-        raise ImageLoadError(f"{label}: unreadable or truncated image ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+        raise ImageLoadError(f"{label}: unreadable or truncated image ({one_line(exc)})") from None
 
 
 def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -89,7 +89,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
             w, h = img.size
             orientation = img.getexif().get(0x0112, 1)
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageLoadError(f"{path}: not a readable image ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+        raise ImageLoadError(f"{path}: not a readable image ({one_line(exc)})") from None
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-DEFAULT_PIXEL_MEAN = (123.675, 116.28, 103.53)
-DEFAULT_MIN_SIZE = 125
+from acfd_deploy.runtime.base import DEFAULT_MIN_SIZE, DEFAULT_PIXEL_MEAN
+
+__all__ = ["DEFAULT_MIN_SIZE", "DEFAULT_PIXEL_MEAN"]
 
 
 @dataclass(frozen=True)

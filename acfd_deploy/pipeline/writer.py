@@ -99,8 +99,8 @@ def write_detections(
         cfg = detector.config
         document = {
             **(meta or {}),
-            "runner": getattr(detector.runner, "name", type(detector.runner).__name__),
-            "precision": getattr(detector.runner, "precision", "unknown"),
+            "runner": detector.runner.name,
+            "precision": detector.runner.precision,
             "scales": [list(s) for s in cfg.scales],
             "keep_ratio": cfg.keep_ratio,
             "score_threshold": cfg.post.score_threshold,

@@ -23,6 +23,8 @@ Two kinds of graph, told apart by ``outputs``:
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -98,12 +100,21 @@ class Runner:
         return f"<{type(self).__name__} {self.name} {self.precision} on {self.device}>"
 
 
-def runner_min_size(runner: Runner, default: int) -> int:
-    """Transitional: ``runner.min_size`` (every runner has one now)."""
-    return int(getattr(runner, "min_size", default))
-
-
-def close_runner(runner: Runner | None) -> None:
-    """Transitional: ``runner.close()`` where there is a runner."""
-    if runner is not None and callable(getattr(runner, "close", None)):
-        runner.close()
+def contract_from_metadata(metadata: Mapping[str, str]) -> tuple[int, tuple[float, float, float]]:
+    """``(min_size, pixel_mean)`` from the metadata acfd-export writes into every ONNX file
+    and OpenVINO IR (``input`` JSON with ``min_side``, ``config`` JSON with
+    ``pixel_mean``); the defaults for what a file does not say (a foreign or older file)."""
+    min_size, pixel_mean = DEFAULT_MIN_SIZE, DEFAULT_PIXEL_MEAN
+    try:
+        side = json.loads(metadata.get("input") or "{}").get("min_side")
+        if isinstance(side, int) and side >= 1:
+            min_size = side
+    except (ValueError, AttributeError):
+        pass
+    try:
+        mean = json.loads(metadata.get("config") or "{}").get("pixel_mean")
+        if isinstance(mean, list) and len(mean) == 3 and all(isinstance(v, (int, float)) for v in mean):
+            pixel_mean = (float(mean[0]), float(mean[1]), float(mean[2]))
+    except (ValueError, AttributeError):
+        pass
+    return min_size, pixel_mean

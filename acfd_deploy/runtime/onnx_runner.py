@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from acfd_deploy.errors import AcfdError
-from acfd_deploy.runtime.base import Runner
+from acfd_deploy.errors import AcfdError, one_line
+from acfd_deploy.runtime.base import Runner, contract_from_metadata
 from acfd_deploy.runtime.device import Device, default_threads, parse_device
 
 _PRECISIONS = ("fp32", "fp16", "int8")
@@ -76,6 +76,13 @@ def precision_of(path: str | os.PathLike[str]) -> str:
     return "fp16" if name.endswith(".fp16.onnx") else "int8" if name.endswith(".int8.onnx") else "fp32"
 
 
+def _device_of(providers: Sequence[str], options: dict[str, dict[str, str]]) -> Device:
+    """Where a session runs: the GPU of its CUDA provider where that comes first, else the CPU."""
+    if providers and providers[0] == "CUDAExecutionProvider":
+        return Device("cuda", int(options.get("CUDAExecutionProvider", {}).get("device_id", 0) or 0))
+    return Device("cpu")
+
+
 def _load_errors(ort: Any) -> tuple[type[BaseException], ...]:
     """The exceptions ONNX Runtime raises for a file it cannot use (protobuf, graph or
     model errors); anything else loading raises is a bug and keeps its traceback."""
@@ -117,11 +124,12 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
         except _load_errors(ort) as exc:  # a corrupt or foreign file: bad input, not a bug
-            raise AcfdError(f"ONNX Runtime cannot load {self.path} ({' '.join(str(exc).split())[:160]})") from None
+            raise AcfdError(f"ONNX Runtime cannot load {self.path} ({one_line(exc, 160)})") from None
         self.providers = self.session.get_providers()
         self.precision = precision or precision_of(self.path)
-        device = "cuda" if self.providers and self.providers[0] == "CUDAExecutionProvider" else "cpu"
-        self.name = name or f"onnxruntime-{device}"
+        self.device = _device_of(self.providers, self.session.get_provider_options())
+        self.name = name or f"onnxruntime-{self.device.kind}"
+        self.min_size, self.pixel_mean = contract_from_metadata(self.session.get_modelmeta().custom_metadata_map)
         inputs, outputs = self.session.get_inputs(), [o.name for o in self.session.get_outputs()]
         if len(inputs) != 1 or not {"boxes", "scores"} <= set(outputs):
             raise AcfdError(

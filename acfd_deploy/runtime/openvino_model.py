@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from acfd_deploy.envinfo import cpu_flags
-from acfd_deploy.errors import AcfdError
+from acfd_deploy.errors import AcfdError, one_line
 from acfd_deploy.runtime.onnx_runner import recorded_precision
 from acfd_deploy.runtime.registry import backends
 
@@ -34,7 +34,7 @@ def _import_ov():  # noqa: ANN202
 def _one_line(exc: BaseException, limit: int = 200) -> str:
     """OpenVINO's message without its C++ source locations (``Exception from src/...cpp:84:``,
     ``Check '...' failed at src/...hpp:149:``), on one line."""
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     text = re.sub(r"Exception from \S+:\d+:\s*", "", text)
     text = re.sub(r"Check '.*?' failed at \S+:\d+:\s*", "", text)
     return (text.strip() or type(exc).__name__)[:limit]
@@ -133,6 +133,20 @@ def constant_types(model: Any) -> Counter[str]:
     """How many Constant ops of each element type (``{'f32': 329, 'i64': 73}``); in a
     converted model the weights are the floating-point constants."""
     return Counter(op.get_element_type().get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant")
+
+
+def acfd_metadata(model: Any) -> dict[str, str]:
+    """The metadata acfd-export wrote, where OpenVINO keeps it: an IR's rt_info section
+    ``acfd``, or (an ONNX file read by ``convert_model``) its metadata_props in the section
+    ``framework``; empty where neither holds it."""
+    for section in (IR_RT_SECTION, "framework"):
+        try:
+            found = ir_metadata(model, section)
+        except Exception:  # a section acfd did not write may hold nested entries
+            continue
+        if "precision" in found or "input" in found:
+            return found
+    return {}
 
 
 def artifact_precision(model: Any) -> str:

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.runtime.base import Runner
-from acfd_deploy.runtime.device import default_threads
-from acfd_deploy.runtime.openvino_model import _import_ov, _one_line, artifact_precision, cpu_supports_bf16, read_model
+from acfd_deploy.runtime.base import Runner, contract_from_metadata
+from acfd_deploy.runtime.device import Device, default_threads, parse_device
+from acfd_deploy.runtime.openvino_model import _import_ov, _one_line, acfd_metadata, artifact_precision, cpu_supports_bf16, read_model
 from acfd_deploy.runtime.openvino_profile import LayerTime
 
 MODES = ("latency", "throughput")
@@ -50,7 +50,7 @@ class OpenVinoRunner(Runner):
     def __init__(
         self,
         path: str | os.PathLike[str],
-        device: str = "cpu",
+        device: str | Device = "cpu",
         precision: str | None = None,
         threads: int | None = None,
         mode: str = "latency",
@@ -59,8 +59,9 @@ class OpenVinoRunner(Runner):
         static_shapes: bool = False,
     ) -> None:
         ov = _import_ov()
-        if str(device).lower() != "cpu":
-            raise AcfdError(f"the OpenVINO runner supports device 'cpu' only, not {device!r}")
+        if parse_device(device).kind not in ("cpu", "auto"):
+            raise AcfdError(f"the OpenVINO runner supports device 'cpu' only, not {str(device)!r}")
+        self.device = Device("cpu")
         if mode not in MODES:
             raise AcfdError(f"unknown OpenVINO mode {mode!r}; choose from {', '.join(MODES)}")
         if precision is not None and precision not in _PRECISIONS:
@@ -79,6 +80,7 @@ class OpenVinoRunner(Runner):
         model = read_model(self.path)
         self._check_io(model)
         self.artifact_precision = artifact_precision(model)
+        self.min_size, self.pixel_mean = contract_from_metadata(acfd_metadata(model))
         if precision in ("fp32", "int8", "fp16") and precision != self.artifact_precision:
             raise AcfdError(
                 f"{self.path.name} is a {self.artifact_precision} artifact, not {precision} "

@@ -69,6 +69,7 @@ def make_sidecar(
     workspace_bytes: int,
     layer_precisions: Mapping[str, Any] | None = None,
     polygraphy_version: str | None = None,
+    pixel_mean: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     return {
         "format": SIDECAR_FORMAT,
@@ -84,6 +85,8 @@ def make_sidecar(
         "plan_sha256": plan_sha256,
         "workspace_bytes": workspace_bytes,
         "layer_precisions": dict(layer_precisions or {}),
+        # what the graph subtracts (from the ONNX file's metadata): the pipeline pads with it
+        "pixel_mean": [float(v) for v in pixel_mean] if pixel_mean is not None else None,
         "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from acfd_deploy.checkpoint import CHECKPOINT_SUFFIXES
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.runtime.base import Runner
-from acfd_deploy.runtime.device import Device, parse_device
+from acfd_deploy.runtime.device import Device, parse_device, resolve_device
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,13 @@ class Backend:
     without loading a session (for listings); ``devices`` are the device kinds it runs on;
     ``runtime_precisions`` are precisions it can run any of its artifacts at when asked
     (``precision=`` option; OpenVINO's bf16 hint on an fp32 IR).
+
+    The per-backend defaults every command shares: ``batch_options`` are runner options
+    for runs that pass batches of more than one image (OpenVINO's throughput mode runs a
+    batch's images on parallel streams; detect, eval, bench and serve all get it from
+    :func:`load_runner`'s ``batch``); ``fp32_tolerance`` is the tensor rule's tolerance for
+    its fp32 artifacts where it is not the default (TensorRT picks its own kernels);
+    ``baseline`` marks the backend whose fp32 rows are acfd-bench's speed baseline.
     """
 
     name: str
@@ -41,6 +49,13 @@ class Backend:
     precision: str | None = None
     install: str = ""
     runtime_precisions: tuple[str, ...] = ()
+    batch_options: tuple[tuple[str, Any], ...] = ()
+    fp32_tolerance: float | None = None
+    baseline: bool = False
+
+    def options_for(self, batch: int) -> dict[str, Any]:
+        """The runner options this backend takes by default for batches of ``batch`` images."""
+        return dict(self.batch_options) if batch > 1 else {}
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -57,7 +72,7 @@ def backends() -> list[Backend]:
     return list(_BACKENDS.values())
 
 
-register(Backend("torch", "acfd_deploy.runtime.torch_runner:checkpoint_runner", suffixes=(".pth", ".pt", ".safetensors")))
+register(Backend("torch", "acfd_deploy.runtime.torch_runner:checkpoint_runner", suffixes=CHECKPOINT_SUFFIXES))
 register(
     Backend(
         "onnxruntime",
@@ -65,6 +80,7 @@ register(
         suffixes=(".onnx",),
         precision="acfd_deploy.runtime.onnx_runner:precision_of",
         install="pip install 'acfd-deploy[cpu]' (or [gpu] for CUDA)",
+        baseline=True,  # "vs ORT fp32": the figure CPU deployment is judged by
     )
 )
 register(
@@ -75,6 +91,7 @@ register(
         devices=("cuda",),
         precision="acfd_deploy.runtime.plan:plan_precision",
         install="pip install 'acfd-deploy[tensorrt]' on a machine with an NVIDIA GPU",
+        fp32_tolerance=1e-3,  # TensorRT fp32 picks its own kernels (TF32 off): until measured on a GPU
     )
 )
 # a model on a Triton server (acfd-serve's, or the stock server on acfd-export --triton-repo):
@@ -99,6 +116,7 @@ register(
         precision="acfd_deploy.runtime.openvino_model:file_precision",
         install="pip install 'acfd-deploy[openvino]'",
         runtime_precisions=("bf16",),
+        batch_options=(("mode", "throughput"),),
     )
 )
 
@@ -141,10 +159,20 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def load_runner(reference: str | os.PathLike[str], device: str | Device = "auto", backend: str | None = None, **options: Any) -> Runner:
+def backend_named(name: str) -> Backend:
+    if name not in _BACKENDS:
+        raise AcfdError(f"unknown backend {name!r}; choose from {', '.join(_BACKENDS)}")
+    return _BACKENDS[name]
+
+
+def load_runner(
+    reference: str | os.PathLike[str], device: str | Device = "auto", backend: str | None = None, batch: int = 1, **options: Any
+) -> Runner:
     """A runner for a checkpoint (``.pth``/``.pt``/``.safetensors``, folded, run in
     PyTorch), an ONNX file, a TensorRT plan, any other registered artifact, or a server
-    URL. ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` for every backend."""
+    URL. ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` for every backend;
+    ``batch`` is the most images the caller passes per call (the backend's
+    ``batch_options`` apply above one; ``options`` given here win over them)."""
     chosen = backend_for(reference, backend)
     dev = parse_device(device)
     if dev.kind != "auto" and dev.kind not in chosen.devices:
@@ -154,6 +182,12 @@ def load_runner(reference: str | os.PathLike[str], device: str | Device = "auto"
         if not path.is_file():
             raise AcfdError(f"model file not found: {path}" if not path.exists() else f"model path is not a file: {path}")
         reference = path
+    # the backend's own answer (a CPU-only torch does not stop onnxruntime-gpu or TensorRT);
+    # a server decides where its own model runs
+    if is_url(reference):
+        pass
+    elif dev.is_cuda or (dev.kind == "auto" and "cuda" in chosen.devices and len(chosen.devices) > 1):
+        dev = resolve_device(dev, backend=chosen.name)
     if dev.kind == "auto" and len(chosen.devices) == 1:  # a backend with one kind of device runs there
         dev = Device(chosen.devices[0], 0)
     try:
@@ -161,7 +195,9 @@ def load_runner(reference: str | os.PathLike[str], device: str | Device = "auto"
     except ModuleNotFoundError as exc:  # the backend's own dependency, at import time
         hint = f": {chosen.install}" if chosen.install else ""
         raise AcfdError(f"the {chosen.name} backend is not available here ({exc.name} is missing){hint}") from None
-    return factory(reference, device=dev, **options)
+    runner: Runner = factory(reference, device=dev, **{**chosen.options_for(batch), **options})
+    runner.backend = chosen.name
+    return runner
 
 
 def artifact_precision(reference: str | os.PathLike[str], backend: str | None = None) -> str:

@@ -42,10 +42,15 @@ class TensorRTRunner(Runner):
         if dev.kind == "cpu":
             raise AcfdError(f"{self.path.name} is a TensorRT engine, which runs on an NVIDIA GPU only; --device cpu cannot run it")
         self.device_index = dev.index
+        self.device = Device("cuda", dev.index)
         trt, poly_trt = _import_backend()
         self.sidecar = read_sidecar(self.path)
         check_sidecar(self.sidecar, str(trt.__version__), gpu_info(self.device_index), sha256_file(self.path))
         self.profile = self.sidecar["profile"]
+        self.min_size = int(min(self.profile["min"][2:]))  # the profile's smallest image side
+        mean = self.sidecar.get("pixel_mean")
+        if isinstance(mean, list) and len(mean) == 3:
+            self.pixel_mean = (float(mean[0]), float(mean[1]), float(mean[2]))
         self.precision = str(self.sidecar.get("precision", "fp32"))
         self.name = name or f"tensorrt-cuda:{self.device_index}"
         import torch

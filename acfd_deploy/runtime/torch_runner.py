@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from acfd_deploy.configs import ModelConfig
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.model.anchors import min_input_size
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import Device, resolve_device
 
@@ -52,27 +54,33 @@ class TorchRunner(Runner):
             raise AcfdError(f"the PyTorch runner supports fp32 and fp16, not {precision!r}")
         if isinstance(device, torch.device):
             device = str(device)
-        self.device = torch.device(resolve_device(device).torch())
-        if precision == "fp16" and self.device.type != "cuda":
+        self.device = resolve_device(device)
+        # the contract's device is a Device; torch calls take this one
+        self.torch_device = torch.device(self.device.torch())
+        if precision == "fp16" and not self.device.is_cuda:
             raise AcfdError("fp16 in PyTorch needs a CUDA device (CPU half-precision convolutions are slow and not what ships)")
-        if cuda_graphs and self.device.type != "cuda":
+        if cuda_graphs and not self.device.is_cuda:
             raise AcfdError("--cuda-graphs needs a CUDA device")
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.model = _ready(model, self.device, self.dtype)
+        self.model = _ready(model, self.torch_device, self.dtype)
+        config = getattr(self.model, "config", None)  # an ACFD network; a bare nn.Module keeps the defaults
+        if isinstance(config, ModelConfig):
+            self.min_size = min_input_size(config)
+            self.pixel_mean = tuple(float(v) for v in config.pixel_mean)  # type: ignore[assignment]
         self.precision = precision
-        self.name = name or f"torch-{self.device.type}"
+        self.name = name or f"torch-{self.device.kind}"
         self.cuda_graphs = cuda_graphs
         self._forward: Callable[[torch.Tensor], Outputs] = self.model
         if compile:
             # CUDA graphs are ours when asked for, so the compiled code must not capture its own
-            mode = "max-autotune-no-cudagraphs" if self.device.type == "cuda" else "default"
+            mode = "max-autotune-no-cudagraphs" if self.device.is_cuda else "default"
             self._forward = torch.compile(self.model, mode=mode, dynamic=False)
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, Outputs]] = {}
 
     @torch.inference_mode()
     def infer_torch(self, images: torch.Tensor) -> Outputs:
         """The same as :meth:`infer` on tensors (no host copies when already on the device)."""
-        x = images.to(self.device, self.dtype, non_blocking=True)
+        x = images.to(self.torch_device, self.dtype, non_blocking=True)
         if self.cuda_graphs:
             boxes, scores = self._replay(x)
             return boxes.clone(), scores.clone()
@@ -89,12 +97,12 @@ class TorchRunner(Runner):
         key = tuple(x.shape)
         if key not in self._graphs:
             static_in = x.clone()
-            stream = torch.cuda.Stream(self.device)
-            stream.wait_stream(torch.cuda.current_stream(self.device))
+            stream = torch.cuda.Stream(self.torch_device)
+            stream.wait_stream(torch.cuda.current_stream(self.torch_device))
             with torch.cuda.stream(stream):
                 for _ in range(3):
                     self._forward(static_in)
-            torch.cuda.current_stream(self.device).wait_stream(stream)
+            torch.cuda.current_stream(self.torch_device).wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 boxes, scores = self._forward(static_in)

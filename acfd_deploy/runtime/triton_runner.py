@@ -27,15 +27,12 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError, one_line
-from acfd_deploy.runtime.base import Runner
-from acfd_deploy.runtime.device import Device
+from acfd_deploy.runtime.base import DEFAULT_MIN_SIZE, Runner
+from acfd_deploy.runtime.device import Device, parse_device, resolve_device
 
 SCHEME = "triton"
 DEFAULT_GRPC_PORT = 8001
 SERVE_EXTRA = "pip install 'acfd-deploy[serve]'"
-# the smallest side an ACFD network takes (six pyramid levels), where a config does not
-# say; the same as pipeline.preprocess.DEFAULT_MIN_SIZE (the runtime layer sits below it)
-MIN_SIZE = 125
 # how much of a server's error message an AcfdError quotes
 MESSAGE_LIMIT = 200
 
@@ -127,6 +124,9 @@ class TritonRunner(Runner):
         self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.model, self.version = model, version
         self.timeout_s = timeout_s
+        # the client's side (see the module docstring): where the pipeline around it runs
+        requested = parse_device(device)
+        self.device = resolve_device(requested) if requested.kind == "auto" else requested
         try:
             self.client = grpcclient.InferenceServerClient(self.address)
             self.client.is_server_live(client_timeout=timeout_s)
@@ -151,9 +151,9 @@ class TritonRunner(Runner):
         self.max_batch = int(config.get("max_batch_size", 0) or 0)
         self.precision = params.get("precision") or "unknown"
         try:
-            self.min_size = int(params.get("min_size") or MIN_SIZE)
+            self.min_size = int(params.get("min_size") or DEFAULT_MIN_SIZE)
         except ValueError:
-            self.min_size = MIN_SIZE
+            self.min_size = DEFAULT_MIN_SIZE
         self.name = name or f"triton:{self.address}/{model}"
 
     def _ready_models(self) -> list[str]:

@@ -27,12 +27,10 @@ from typing import Any
 
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
-from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
-from acfd_deploy.runtime.base import close_runner, runner_min_size
 from acfd_deploy.runtime.device import parse_device
 from acfd_deploy.runtime.registry import backend_for, is_url, load_runner
-from acfd_deploy.serve.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE
-from acfd_deploy.serve.repository import check_common, instance_threads, write_serve_repository
+from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE
+from acfd_deploy.tritonrepo.repository import check_common, instance_threads, write_serve_repository
 
 EXIT_STOPPED = 0
 EXIT_SERVER_DIED = 1
@@ -95,13 +93,10 @@ def resolve_model(options: ServeOptions, prog: str = "acfd-serve") -> str:
     return model
 
 
-def probe_model(model: str, device: str) -> tuple[str, int]:
+def probe_model(model: str, device: str, max_batch: int = 1) -> tuple[str, int]:
     """Load the model once, as each served instance will: ``(precision, min_size)``."""
-    runner: Any = load_runner(model, device=device)
-    try:
-        return str(getattr(runner, "precision", "unknown")), runner_min_size(runner, 0) or DEFAULT_MIN_SIZE
-    finally:
-        close_runner(runner)
+    with load_runner(model, device=device, batch=max_batch) as runner:
+        return runner.precision, runner.min_size
 
 
 class _Stop:
@@ -134,7 +129,7 @@ def serve(options: ServeOptions, prog: str = "acfd-serve") -> int:
     "ready" line, with the addresses, to stdout."""
     from acfd_deploy.serve.server import TritonServer, find_tritonserver
     from acfd_deploy.serve.stubenv import stub_numpy_site
-    from acfd_deploy.serve.verified import provenance
+    from acfd_deploy.tritonrepo.verified import provenance
 
     options.check()
     model = resolve_model(options, prog)
@@ -144,7 +139,7 @@ def serve(options: ServeOptions, prog: str = "acfd-serve") -> int:
         found.require_passed()
     find_tritonserver()  # a missing install before the slow part
     stub_numpy_site()
-    precision, min_size = probe_model(model, options.device)
+    precision, min_size = probe_model(model, options.device, options.max_batch)
 
     threads = instance_threads(options.instances)
     stage = Path(tempfile.mkdtemp(prefix="acfd-serve-"))

@@ -15,8 +15,9 @@ import numpy as np
 
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.runtime.base import Runner
+from acfd_deploy.runtime.registry import load_runner
 from acfd_deploy.serve.handlers import RequestError
-from acfd_deploy.serve.params import ModelParams
+from acfd_deploy.tritonrepo.params import ModelParams
 
 
 def read_config(args: Mapping[str, str]) -> tuple[dict[str, Any], ModelParams]:
@@ -34,13 +35,12 @@ def set_threads(params: ModelParams) -> None:
         torch.set_num_threads(params.threads)
 
 
-def load_local_runner(params: ModelParams) -> Runner:
-    """The model run in this process through the runner registry, as acfd-detect would."""
-    from acfd_deploy.runtime.registry import load_runner
-
+def load_local_runner(params: ModelParams, max_batch: int = 1) -> Runner:
+    """The model run in this process through the runner registry, as acfd-detect would
+    (with the backend's defaults for batches of up to ``max_batch`` images)."""
     if not params.artifact:
         raise AcfdError("the model config names no artifact (parameter 'artifact')")
-    return load_runner(params.artifact, device=params.device)
+    return load_runner(params.artifact, device=params.device, batch=max_batch)
 
 
 def input_array(pb: Any, request: Any, name: str) -> np.ndarray | None:

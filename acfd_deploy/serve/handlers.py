@@ -21,7 +21,7 @@ from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
 from acfd_deploy.runtime.base import Runner
 
 # rows of det_boxes / det_scores: the pipeline's top-k after NMS (PostprocessConfig.max_det)
-MAX_DETECTIONS = 100
+from acfd_deploy.tritonrepo.pbtxt import MAX_DETECTIONS as MAX_DETECTIONS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -89,7 +89,7 @@ def check_engine_input(images: np.ndarray | None, min_size: int = DEFAULT_MIN_SI
         raise RequestError(f"input 'images' must be [batch, 3, H, W] RGB, got shape {list(images.shape)}")
     h, w = images.shape[2:]
     if h < min_size or w < min_size:
-        raise RequestError(f"input 'images' is {h}x{w}; each side must be at least {min_size} px (the network's six levels)")
+        raise RequestError(f"input 'images' is {h}x{w}; each side must be at least {min_size} px (the network's minimum)")
     if not np.isfinite(images).all():
         raise RequestError("input 'images' holds NaN or infinite values")
     return images

@@ -28,7 +28,6 @@ import ctypes
 import importlib.util
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.runtime.device import CUDA_RUNTIME, cuda_status
 
 # nvidia-pytriton is installed without its dependencies: it pins numpy<2, and only its
 # tritonserver binary and Python backend are used here (tritonclient comes with the extra)
@@ -125,8 +125,9 @@ def server_environment(dist: TritonDist, stub_bin: Path, base: Mapping[str, str]
 
 
 def has_gpu() -> bool:
-    """Whether an NVIDIA driver is here (GPU metrics and pinned memory are then worth asking for)."""
-    return shutil.which("nvidia-smi") is not None or Path("/proc/driver/nvidia/version").exists()
+    """Whether the server process can use a CUDA device (GPU metrics and pinned memory are
+    then worth asking for): the runtime layer's one device answer."""
+    return cuda_status(CUDA_RUNTIME).usable
 
 
 def port_is_free(host: str, port: int) -> bool:

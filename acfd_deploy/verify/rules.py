@@ -24,10 +24,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from acfd_deploy.runtime.registry import backends
 from acfd_deploy.verify.compare import DET_IOU, DET_SCORE_DIFF, DET_SCORE_THRESHOLD, DetectionMatch, TensorDiff
 
-FP32_TOL = 1e-4
-TENSORRT_FP32_TOL = 1e-3
+FP32_TOL = 1e-4  # a backend with its own fp32 kernels sets its tolerance on its registry record
 FP16_MIN_MATCH = 0.99
 INT8_MIN_MATCH = 0.95
 REDUCED_SCORE_TOL = 0.02
@@ -36,9 +36,36 @@ MIN_REFERENCE_AP = 0.1
 
 
 class Status(str, enum.Enum):
+    """One artifact's verdict, in the words every table and file uses."""
+
     PASS = "pass"
     FAIL = "fail"
     UNVERIFIED = "n/a"
+
+    @classmethod
+    def of(cls, passed: bool | None) -> Status:
+        """The status of a recorded ``passed`` (True, False, or None for unverified)."""
+        return cls.UNVERIFIED if passed is None else cls.PASS if passed else cls.FAIL
+
+
+class Outcome(str, enum.Enum):
+    """What a set of verdicts adds up to (an export's ``status``; what acfd-serve reads
+    of an artifact in its ``export.json``)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    UNVERIFIED = "unverified"
+
+
+def overall(verdicts: list[bool | None]) -> tuple[str, bool | None]:
+    """``(status, passed)``: failed if any failed, unverified if any could not be judged
+    (or there is nothing to judge), else passed. ``passed`` is None when unverified,
+    never True: nothing passes on zero evidence."""
+    if any(v is False for v in verdicts):
+        return Outcome.FAILED.value, False
+    if any(v is None for v in verdicts) or not verdicts:
+        return Outcome.UNVERIFIED.value, None
+    return Outcome.PASSED.value, True
 
 
 @dataclass(frozen=True)
@@ -180,10 +207,18 @@ class ApRule:
         return Verdict(self.name, _status(drop <= self.max_drop + 1e-12), evidence, {"max_ap_drop": self.max_drop})
 
 
+def fp32_tolerance(backend: str = "") -> float:
+    """The tensor rule's tolerance for an fp32 artifact of ``backend``: the registry
+    record's ``fp32_tolerance`` where it sets one (TensorRT), else :data:`FP32_TOL`."""
+    known = {b.name: b for b in backends()}
+    record = known.get(backend)
+    return record.fp32_tolerance if record is not None and record.fp32_tolerance is not None else FP32_TOL
+
+
 def rules_for(precision: str, backend: str = "") -> tuple[Rule, ...]:
     """The chain of rules for an artifact, most decisive first."""
     if precision == "fp32":
-        tol = TENSORRT_FP32_TOL if backend == "tensorrt" else FP32_TOL
+        tol = fp32_tolerance(backend)
         return (TensorRule(tol, tol),)
     if precision in ("fp16", "bf16"):
         return (DetectionRule(FP16_MIN_MATCH), ScoreRule())

@@ -11,20 +11,23 @@ own: a bad one gets an error, the rest run.
 
 import triton_python_backend_utils as pb_utils  # exists only inside the stub
 
-from acfd_deploy.runtime.base import close_runner
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.serve.backend import answer, load_local_runner, read_config, set_threads
 from acfd_deploy.serve.handlers import EngineHandler
 
 
 class TritonPythonModel:
+    runner: Runner | None = None  # until initialize has loaded it
+
     def initialize(self, args: dict) -> None:
-        _, params = read_config(args)
+        config, params = read_config(args)
         set_threads(params)
-        self.runner = load_local_runner(params)
-        self.handler = EngineHandler(self.runner, min_size=int(getattr(self.runner, "min_size", params.min_size)))
+        self.runner = load_local_runner(params, max(1, int(config.get("max_batch_size", 1))))
+        self.handler = EngineHandler(self.runner, min_size=self.runner.min_size)
 
     def execute(self, requests: list) -> list:
         return answer(pb_utils, requests, self.handler, "images", lambda result: {"boxes": result[0], "scores": result[1]})
 
     def finalize(self) -> None:
-        close_runner(getattr(self, "runner", None))
+        if self.runner is not None:
+            self.runner.close()

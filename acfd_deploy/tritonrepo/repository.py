@@ -6,11 +6,11 @@ Two kinds, kept apart because they run different code:
   bundled ``tritonserver``, which has only the Python backend): ``acfd`` and
   ``acfd_engine`` are both Python-backend models running the artifact with acfd-deploy's
   own runner.
-* :func:`acfd_deploy.serve.stock.write_model_repository`, for the **stock** Triton server
+* :func:`acfd_deploy.tritonrepo.stock.write_model_repository`, for the **stock** Triton server
   (the NGC container, GPU nodes, Kubernetes): ``acfd_engine`` is the verified artifact
   itself, byte for byte, as ``model.plan`` or ``model.onnx``.
 
-Same inputs and outputs in both (:mod:`acfd_deploy.serve.pbtxt`); different machinery,
+Same inputs and outputs in both (:mod:`acfd_deploy.tritonrepo.pbtxt`); different machinery,
 said in each config's header. This module also holds what both writers share: the
 folder checks and the end-to-end model ``acfd``.
 """
@@ -28,12 +28,16 @@ from acfd_deploy.fileio import atomic_path
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
 from acfd_deploy.runtime.registry import is_url
-from acfd_deploy.serve.params import BLS_PREFIX, LOCAL_ENGINE, ModelParams
-from acfd_deploy.serve.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE, end_to_end_config, engine_config
+from acfd_deploy.tritonrepo.params import BLS_PREFIX, LOCAL_ENGINE, ModelParams
+from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE, end_to_end_config, engine_config
+
+# the Python-backend models' source files, shipped as package data of acfd_deploy.serve
+# (they import the serving glue at run time, inside Triton); read here as bytes, not imported
+PYTHON_MODELS = "acfd_deploy.serve.models"
 
 
 def _model_source(name: str) -> bytes:
-    return resources.files("acfd_deploy.serve.models").joinpath(name, "model.py").read_bytes()
+    return resources.files(PYTHON_MODELS).joinpath(name, "model.py").read_bytes()
 
 
 def write_text(path: Path, text: str) -> None:

@@ -1,12 +1,12 @@
 """A model repository for the **stock** Triton server (the NGC container, GPU nodes,
 Kubernetes): ``acfd_engine`` is the verified artifact itself, byte for byte, as
 ``model.plan`` (platform ``tensorrt_plan``) or ``model.onnx`` (``onnxruntime_onnx``), plus a
-README on running and scaling it (:mod:`acfd_deploy.serve.readme`); optionally the
+README on running and scaling it (:mod:`acfd_deploy.tritonrepo.readme`); optionally the
 end-to-end ``acfd`` (Python backend) calling that engine through BLS.
 
 What an artifact is (precision, profile, minimum side) is read from the files acfd-export
 writes (ONNX metadata, the plan's sidecar) through the runtime layer; whether it passed
-verification, from its ``export.json`` (:mod:`acfd_deploy.serve.verified`).
+verification, from its ``export.json`` (:mod:`acfd_deploy.tritonrepo.verified`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from acfd_deploy.manifest import MANIFEST_VERSION, read_manifest
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
 from acfd_deploy.runtime.plan import PLAN_SUFFIXES, read_sidecar
-from acfd_deploy.serve.params import BLS_PREFIX, ModelParams
-from acfd_deploy.serve.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE, engine_config, pbtxt_string
-from acfd_deploy.serve.readme import repository_readme
-from acfd_deploy.serve.repository import check_common, fresh_dir, write_end_to_end, write_text
-from acfd_deploy.serve.verified import CHANGED, FAILED, OLD_MANIFEST, PASSED, UNVERIFIED, provenance
+from acfd_deploy.tritonrepo.params import BLS_PREFIX, ModelParams
+from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE, engine_config, pbtxt_string
+from acfd_deploy.tritonrepo.readme import repository_readme
+from acfd_deploy.tritonrepo.repository import check_common, fresh_dir, write_end_to_end, write_text
+from acfd_deploy.tritonrepo.verified import CHANGED, FAILED, OLD_MANIFEST, PASSED, UNVERIFIED, provenance
 
 
 def onnx_min_size(path: Path) -> int:

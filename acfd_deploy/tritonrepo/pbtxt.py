@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from acfd_deploy.serve.handlers import MAX_DETECTIONS
-
 END_TO_END = "acfd"
 ENGINE = "acfd_engine"
 DEFAULT_MAX_BATCH = 8
 DEFAULT_QUEUE_DELAY_US = 2000
+MAX_DETECTIONS = 100  # rows of the end-to-end model's detection outputs (zero-padded)
 
 
 def pbtxt_string(text: str) -> str:

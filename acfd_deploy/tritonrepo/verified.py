@@ -18,10 +18,11 @@ from acfd_deploy.errors import AcfdError
 from acfd_deploy.fileio import sha256_file
 from acfd_deploy.manifest import MANIFEST_NAME, MANIFEST_VERSION, read_manifest
 from acfd_deploy.runtime.registry import backend_for, is_url
+from acfd_deploy.verify.rules import Outcome
 
-PASSED = "passed"  # listed, verdict pass, same sha256
-FAILED = "failed"  # listed, verdict fail
-UNVERIFIED = "unverified"  # listed, verdict n/a: nothing could judge it
+PASSED = Outcome.PASSED.value  # listed, verdict pass, same sha256
+FAILED = Outcome.FAILED.value  # listed, verdict fail
+UNVERIFIED = Outcome.UNVERIFIED.value  # listed, verdict n/a: nothing could judge it
 CHANGED = "changed"  # listed, but the file's sha256 is not the one recorded
 UNLISTED = "unlisted"  # an export.json beside it that does not list it
 OLD_MANIFEST = "old-manifest"  # an export.json of another manifest version (no verdicts to read)

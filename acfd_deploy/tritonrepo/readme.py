@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from acfd_deploy.serve.handlers import MAX_DETECTIONS
-from acfd_deploy.serve.pbtxt import END_TO_END, ENGINE
+from acfd_deploy.tritonrepo.pbtxt import END_TO_END, ENGINE, MAX_DETECTIONS
 
 
 def repository_readme(record: Mapping[str, Any], facts: Mapping[str, Any], end_to_end: bool, instances: int) -> str:

@@ -182,13 +182,13 @@ def _break_synth(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
     monkeypatch.setattr(synth_data, "write_dataset", broken)
 
 
-def test_a_bug_is_one_internal_error_line_exit_1(
+def test_a_bug_is_one_internal_error_line_exit_3(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from acfd_deploy.cli import synth
 
     _break_synth(monkeypatch, RuntimeError("the index went\n  negative"))
-    assert synth.main(["--out", str(tmp_path), "--num", "1", "--no-progress"]) == 1
+    assert synth.main(["--out", str(tmp_path), "--num", "1", "--no-progress"]) == 3  # not 1: no check failed
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert "acfd-synth: internal error: RuntimeError: the index went negative" in err and "--debug" in err

@@ -45,7 +45,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = make_parser(
         prog,
         "Measure latency per image of ACFD artifacts; check the budget, parity and regressions.\n"
-        "Exit 0: all checks passed; 1: a check failed; 2: bad input.",
+        "Exit 0: all checks passed; 1: a check failed; 2: bad input; 3: a bug.",
     )
     what = p.add_argument_group("what to measure")
     what.add_argument("--model", nargs="+", default=[], metavar="PATH|URL", help=model_help(False) + "; several may follow")

@@ -1,9 +1,10 @@
 """What every command shares: one flag vocabulary, exit codes, one-line errors, signals.
 
 Exit codes (docs/design.md#public-contracts): 0 success, 1 a check failed (parity,
-budget, regression) or an internal error (a bug: one line, the traceback with
-``--debug``), 2 bad usage or bad input (one line on stderr), 130 after Ctrl-C and 143
-after SIGTERM, each once the command has cleaned up what it was writing.
+budget, regression: a :class:`CheckFailed`, one line), 2 bad usage or bad input (one line
+on stderr), 3 an internal error (a bug: one line, the traceback with ``--debug``), 130
+after Ctrl-C and 143 after SIGTERM, each once the command has cleaned up what it was
+writing.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from acfd_deploy.errors import AcfdError, CheckFailed, Terminated
+from acfd_deploy.errors import AcfdError, CheckFailed, Terminated, one_line
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUG = 3  # an unexpected exception: never confused with a failed check
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -187,7 +189,7 @@ def run(prog: str, body: Callable[[argparse.Namespace], int], parser: argparse.A
     except CheckFailed as exc:
         if args.debug:
             raise
-        print(f"{prog}: FAILED: {exc}", file=sys.stderr)
+        print(f"{prog}: FAILED: {one_line(exc)}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     except KeyboardInterrupt:
         if args.debug:
@@ -200,9 +202,9 @@ def run(prog: str, body: Callable[[argparse.Namespace], int], parser: argparse.A
     except Exception as exc:
         if args.debug:
             raise
-        what = " ".join(str(exc).split())[:300]
+        what = one_line(exc, 300)
         print(f"{prog}: internal error: {type(exc).__name__}: {what} (a bug; rerun with --debug for the traceback)", file=sys.stderr)
-        return EXIT_CHECK_FAILED
+        return EXIT_BUG
 
 
 # ---------------------------------------------------------------- the detection pipeline's flags

@@ -36,7 +36,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "against the PyTorch training graph and print the table.\n\n"
         "The export is built beside --out and swapped in only when complete: an interrupted or failed run "
         "leaves the previous export as it was.\n"
-        "Exit 0: every artifact passed; 1: a check failed; 2: bad input.",
+        "Exit 0: every artifact passed; 1: a check failed; 2: bad input; 3: a bug.",
     )
     model = p.add_argument_group("model")
     model.add_argument(

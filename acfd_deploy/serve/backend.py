@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from acfd_deploy.errors import AcfdError
+from acfd_deploy.errors import AcfdError, one_line
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.registry import load_runner
 from acfd_deploy.serve.handlers import RequestError
@@ -56,7 +56,7 @@ def answer(pb: Any, requests: list, handler: Any, input_name: str, outputs: Any)
     try:
         results = handler([input_array(pb, r, input_name) for r in requests])
     except Exception as exc:  # never let one exception leave the whole batch unanswered
-        results = [RequestError(f"internal error: {type(exc).__name__}: {exc}", internal=True)] * len(requests)
+        results = [RequestError(f"internal error: {type(exc).__name__}: {one_line(exc, 200)}", internal=True)] * len(requests)
     return [
         error_response(pb, result)
         if isinstance(result, RequestError)

@@ -386,8 +386,8 @@ def test_stock_end_to_end_model_via_bls_on_the_bundled_server(
 ) -> None:
     """The stock repository's ``acfd`` (engine: bls:acfd_engine) on a server of its own: the
     same detections, a bad request alone in its batch, the network run by acfd_engine."""
-    from acfd_deploy.tritonrepo.repository import write_serve_repository
     from acfd_deploy.serve.server import TritonServer
+    from acfd_deploy.tritonrepo.repository import write_serve_repository
 
     repo = write_serve_repository(
         tmp_path / "models", demo_model, scales=(SCALE,), max_queue_delay_us=20_000, precision="fp32", threads=1, end_to_end_via_bls=True

@@ -8,7 +8,7 @@ touched, and folding a folded model changes nothing, because nothing foldable is
 from __future__ import annotations
 
 import copy
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, cast, runtime_checkable
 
 import torch
 from torch import nn
@@ -25,18 +25,21 @@ class Reparameterizable(Protocol):
 def reparameterize(model: M) -> M:
     """A new module, in eval mode, computing what ``model.eval()`` computes, with every
     BatchNorm folded (Eq. 4), every ACB merged into one 3x3 conv and BiFPN fusion weights
-    turned into constants."""
+    turned into constants. A foldable block passed itself (an ACB) is folded too: the
+    result is then its folded form (a conv), not a module of the same type."""
     was_training = model.training
     model.eval()  # so the copy folds running statistics, not batch statistics
     try:
-        folded = copy.deepcopy(model)
+        folded: nn.Module = copy.deepcopy(model)
     finally:
         model.train(was_training)
+    if isinstance(folded, Reparameterizable):
+        folded = folded.reparameterize()
     _fold_children(folded)
     folded.eval()
     for p in folded.parameters():
         p.requires_grad_(False)
-    return folded
+    return cast(M, folded)
 
 
 def _fold_children(module: nn.Module) -> None:

@@ -103,7 +103,10 @@ def test_fusion_weights_become_constants() -> None:
     fusion.weight.data = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)  # relu drops the negative one
     xs = [torch.randn(1, 2, 4, 5, dtype=torch.float64) for _ in range(3)]
     fixed = fusion.reparameterize()
-    assert not any(p.requires_grad for p in fixed.parameters())
+    # constants: a buffer (saved, moved with the module), nothing left to train
+    assert list(fixed.parameters()) == [] and set(dict(fixed.named_buffers())) == {"weights"}
+    assert not fixed.weights.requires_grad and torch.equal(fixed.weights, fusion.normalized_weights().detach())
+    assert fixed.weights.data_ptr() != fusion.weight.data_ptr()  # a copy: training the fusion on does not move it
     expected = (0.5 * xs[0] + 2.0 * xs[2]) / (2.5 + 1e-4)
     assert max_diff(fusion(xs), expected) < TOL
     assert max_diff(fixed(xs), expected) < TOL

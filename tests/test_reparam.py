@@ -87,3 +87,33 @@ def test_folding_twice_changes_nothing(tiny_model: nn.Module) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     images = smooth_random_images(1, 160, 190, seed=5)
     assert torch.equal(_outputs(once, images)[1], _outputs(twice, images)[1])
+
+
+@pytest.mark.parametrize("levels", [1, 3])
+def test_a_foldable_block_passed_itself_is_folded(levels: int) -> None:
+    """reparameterize(ACB) folds the block itself, not only its children (it has none to
+    fold): the result is the single conv, computing what the block computes."""
+    torch.manual_seed(0)
+    block = ACB(4, 6, levels=levels).double()
+    with torch.no_grad():  # statistics away from the identity, so a wrong fold shows
+        for bn in (m for m in block.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.3, 0.3)
+    folded = acfd_deploy.reparameterize(block)
+    assert not isinstance(folded, ACB) and is_reparameterized(folded)
+    assert isinstance(folded, LevelConvAct) == (levels > 1)
+    assert isinstance(block, ACB) and block.training, "the caller's block stays as it was"
+    x = torch.randn(2, 4, 9, 11, dtype=torch.float64)
+    block.eval()
+    for level in range(levels):
+        expected = block(x, level)
+        got = folded(x, level) if levels > 1 else folded(x)
+        assert (expected - got).abs().max().item() < 1e-9
+
+
+def test_a_foldable_fusion_passed_itself_is_folded() -> None:
+    fusion = WeightedFusion(2)
+    folded = acfd_deploy.reparameterize(fusion)
+    assert isinstance(folded, FixedFusion) and torch.equal(folded.weights, fusion.normalized_weights().detach())

@@ -8,17 +8,9 @@ box decoding are left out (under 1% here).
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-
-@dataclass(frozen=True)
-class Cost:
-    params: int
-    size_mb: float
-    gflops: float
 
 
 def conv_flops(module: nn.Conv2d, output: torch.Tensor) -> int:
@@ -62,7 +54,3 @@ def state_dict_mb(model: nn.Module) -> float:
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return buf.tell() / 1e6
-
-
-def model_cost(model: nn.Module, height: int = 640, width: int = 640) -> Cost:
-    return Cost(count_params(model), state_dict_mb(model), count_flops(model, height, width))

@@ -105,12 +105,20 @@ def test_static_shapes_compile_per_shape(files: dict[str, Path]) -> None:
 
 
 def test_throughput_mode_splits_a_batch_over_streams(files: dict[str, Path], ort_outputs: dict) -> None:
+    """Two streams (asked for, so the test does not depend on this machine's cores): a
+    batch of 3 runs as sub-batches of 2 and 1 on two requests at once, and comes back in
+    order, equal to the latency mode's single request."""
     images = synthetic_batch(3, *SIZE, seed=3)
-    runner = OpenVinoRunner(files["fp32_ir"], mode="throughput")
-    assert runner.mode == "throughput" and runner.num_requests >= 1
+    runner = OpenVinoRunner(files["fp32_ir"], mode="throughput", streams=2, threads=2)
+    assert (runner.mode, runner.streams) == ("throughput", 2) and runner.num_requests >= 2
     boxes, scores = runner.infer(images)
-    assert boxes.shape[0] == 3
+    ran = sorted(int(r.get_tensor("scores").shape[0]) for r in runner._requests)
+    assert sum(ran) == 3 and ran[-1] < 3, f"the batch was not split over the requests: {ran}"
+    whole = OpenVinoRunner(files["fp32_ir"], mode="latency", threads=2).infer(images)
+    assert parity.tensor_diff(whole, (boxes, scores)).ok(FP32_TOL, FP32_TOL)  # the sub-batches in order
     assert parity.tensor_diff(ort_outputs["fp32"], (boxes[:2], scores[:2])).ok(FP32_TOL, FP32_TOL)
+    with pytest.raises(AcfdError, match="only the throughput mode"):
+        OpenVinoRunner(files["fp32_ir"], mode="latency", streams=2)
 
 
 def test_bf16_finds_the_reference_detections_again(files: dict[str, Path], images: np.ndarray, ort_outputs: dict) -> None:

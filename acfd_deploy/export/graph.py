@@ -88,11 +88,6 @@ def prediction_convs(graph: onnx.GraphProto) -> list[str]:
     return [n.name for n in graph.node if n.op_type == "Conv" and n.name not in feeders]
 
 
-def initializer_dtypes(model: onnx.ModelProto) -> Counter[str]:
-    """How many initializers of each dtype (e.g. ``{'float16': 198, 'float32': 14}``)."""
-    return Counter(onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in model.graph.initializer)
-
-
 def conv_weight_dtypes(model: onnx.ModelProto) -> Counter[str]:
     """The dtype of every Conv's weight as the Conv sees it: an initializer's dtype, or
     ``int8`` when the weight comes through a DequantizeLinear of an int8 initializer."""
@@ -113,7 +108,3 @@ def conv_weight_dtypes(model: onnx.ModelProto) -> Counter[str]:
         else:
             out["computed"] += 1
     return out
-
-
-def op_counts(model: onnx.ModelProto) -> Counter[str]:
-    return Counter(n.op_type for n in model.graph.node)

@@ -44,7 +44,8 @@ class OpenVinoRunner(Runner):
     floating-point layers pinned to f32; ``"bf16"`` runs those layers in bf16 (an int8
     file stays int8, its fp32 rest becomes bf16). ``mode``: ``latency`` (one stream, all
     threads on one request) or ``throughput`` (several streams; ``infer`` splits a batch
-    into sub-batches run concurrently). ``threads``: ``None`` uses all cores.
+    into sub-batches run concurrently; ``streams`` how many, default OpenVINO's choice for
+    this CPU). ``threads``: ``None`` uses all cores.
     ``static_shapes``: compile once per input shape (see the module docstring)."""
 
     def __init__(
@@ -57,6 +58,7 @@ class OpenVinoRunner(Runner):
         name: str | None = None,
         profile: bool = False,
         static_shapes: bool = False,
+        streams: int | None = None,
     ) -> None:
         ov = _import_ov()
         if parse_device(device).kind not in ("cpu", "auto"):
@@ -68,6 +70,8 @@ class OpenVinoRunner(Runner):
             raise AcfdError(f"unknown precision {precision!r} for OpenVINO; choose from fp32, bf16, int8")
         if threads is not None and threads < 1:
             raise AcfdError(f"threads must be at least 1, got {threads}")
+        if streams is not None and (streams < 1 or mode != "throughput"):
+            raise AcfdError(f"streams must be at least 1, and only the throughput mode has several (got {streams} in {mode} mode)")
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in (".onnx", ".xml"):
@@ -103,6 +107,8 @@ class OpenVinoRunner(Runner):
         threads = threads or default_threads()
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
+        if streams is not None:  # else the throughput hint picks them for this CPU
+            config["NUM_STREAMS"] = int(streams)
         if profile:
             config["PERF_COUNT"] = True
         self.config = dict(config)

@@ -69,8 +69,9 @@ def _assert_untouched(base: dict) -> None:
 
 def _start_reexport(setup: dict, out: Path) -> subprocess.Popen[str]:
     """``python -m acfd_deploy.cli.export`` into ``out`` at another size, with fp16 and int8
-    calibrated on a small folder (a long run), returned once it holds the lock and has
-    been writing its staging folder for a moment."""
+    calibrated on a small folder (a long run), returned once the child has written its
+    first artifact (the fp32 ONNX) into its staging folder: well into the work, with the
+    fp16 and int8 artifacts still to make."""
     args = _args(setup, out, OTHER_IMGSZ, "--fp16", "--int8", "--calib", str(setup["calib"]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "acfd_deploy.cli.export", *args],
@@ -81,15 +82,22 @@ def _start_reexport(setup: dict, out: Path) -> subprocess.Popen[str]:
     )
     deadline = time.monotonic() + 120
     prefix = f".{out.name}.staging-{proc.pid}-"
-    while not any(name.startswith(prefix) for name in beside(out)):
+
+    def first_artifact_written() -> bool:
+        for stage in (out.parent / name for name in beside(out) if name.startswith(prefix)):
+            with contextlib.suppress(FileNotFoundError):  # the child may be swapping it in
+                if any(f.suffix == ".onnx" for f in stage.iterdir()):
+                    return True
+        return False
+
+    while not first_artifact_written():
         if proc.poll() is not None:
             stdout, stderr = proc.communicate()
             pytest.fail(f"the re-export ended (exit {proc.returncode}) before it started writing: {stdout[-1500:]} {stderr[-1500:]}")
         if time.monotonic() > deadline:
             proc.kill()
-            pytest.fail("the re-export never started writing")
+            pytest.fail("the re-export never wrote its first artifact")
         time.sleep(0.05)
-    time.sleep(3.0)  # well into the work: weights loaded, images prepared, artifacts being made
     assert proc.poll() is None, "the re-export finished before it could be interrupted: the test proves nothing"
     return proc
 

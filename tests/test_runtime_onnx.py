@@ -58,13 +58,21 @@ def test_runner_errors_are_clear(tmp_path: Path, onnx_file: Path) -> None:
     broken.write_bytes(b"definitely not onnx")
     with pytest.raises(AcfdError, match="cannot load"):
         OnnxRuntimeRunner(broken)
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        with pytest.raises(AcfdError, match=r"acfd-deploy\[gpu\]"):
-            OnnxRuntimeRunner(onnx_file, providers=["CUDAExecutionProvider"])
     with pytest.raises(AcfdError, match=r"\[B,3,H,W\]"):
         OnnxRuntimeRunner(onnx_file).infer(np.zeros((3, 160, 160), np.float32))
+
+
+def test_a_missing_cuda_provider_is_bad_input_with_the_install_hint(onnx_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever this machine's ONNX Runtime offers: its provider list is simulated as the
+    CPU build's, so the check runs (and could fail) where onnxruntime-gpu is installed too."""
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(AcfdError, match=r"no CUDAExecutionProvider here .*acfd-deploy\[gpu\]"):
+        OnnxRuntimeRunner(onnx_file, providers=["CUDAExecutionProvider"])
+    with pytest.raises(AcfdError, match=r"no CUDAExecutionProvider .*acfd-deploy\[gpu\]"):
+        OnnxRuntimeRunner(onnx_file, device="cuda")
+    assert OnnxRuntimeRunner(onnx_file, device="auto").device.kind == "cpu"  # auto falls back to the CPU
 
 
 def test_default_providers_prefer_cuda() -> None:
@@ -107,3 +115,32 @@ def test_an_onnx_file_that_is_not_a_detector_is_refused(tmp_path: Path) -> None:
     onnx.save(model, str(path))
     with pytest.raises(AcfdError, match="not an ACFD model: .*outputs boxes and scores, found .*'features'"):
         OnnxRuntimeRunner(path, device="cpu")
+
+
+def test_the_runner_reports_the_contract_from_the_file(onnx_file: Path, tmp_path: Path) -> None:
+    """device, min_size and pixel_mean come from the session and the file's metadata
+    (acfd-export's ``input`` and ``config``), not from defaults: a file that says other
+    values reads them back; one that says nothing gets the defaults."""
+    import json
+
+    import onnx
+
+    from acfd_deploy.runtime.base import DEFAULT_MIN_SIZE, DEFAULT_PIXEL_MEAN
+
+    runner = OnnxRuntimeRunner(onnx_file, device="cpu")
+    assert runner.device.kind == "cpu" and str(runner.device) == "cpu"
+    proto = onnx.load(str(onnx_file))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    meta["input"] = json.dumps({**json.loads(meta.get("input", "{}")), "min_side": 61})
+    meta["config"] = json.dumps({**json.loads(meta.get("config", "{}")), "pixel_mean": [1.0, 2.0, 3.0]})
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, meta)
+    other = tmp_path / "other.onnx"
+    onnx.save(proto, str(other))
+    told = OnnxRuntimeRunner(other, device="cpu")
+    assert (told.min_size, told.pixel_mean) == (61, (1.0, 2.0, 3.0))
+    del proto.metadata_props[:]
+    silent = tmp_path / "silent.onnx"
+    onnx.save(proto, str(silent))
+    bare = OnnxRuntimeRunner(silent, device="cpu")
+    assert (bare.min_size, bare.pixel_mean) == (DEFAULT_MIN_SIZE, DEFAULT_PIXEL_MEAN)

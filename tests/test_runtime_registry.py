@@ -13,6 +13,7 @@ import torch
 import acfd_deploy
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.runtime import registry
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import Device, parse_device, resolve_device
 from acfd_deploy.runtime.registry import Backend, artifact_precision, backend_for, load_runner, register
 
@@ -138,7 +139,7 @@ def fake_backend(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, dict]]:
     calls: list[tuple[object, dict]] = []
     module = types.ModuleType("fake_acfd_backend")
 
-    class FakeRunner:
+    class FakeRunner(Runner):
         name, precision = "fake", "fp32"
 
         def __init__(self, reference: object, device: Device, **options: object) -> None:
@@ -156,6 +157,7 @@ def fake_backend(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, dict]]:
             schemes=("fake",),
             devices=("cpu",),
             precision="fake_acfd_backend:precision_of",
+            batch_options=(("mode", "throughput"),),
         )
     )
     return calls
@@ -166,6 +168,12 @@ def test_a_registered_backend_is_reached_by_suffix_scheme_and_name(fake_backend:
     model.write_bytes(b"x")
     runner = load_runner(model, device="cpu", threads=3)
     assert runner.name == "fake" and fake_backend[-1] == (model, {"device": Device("cpu"), "threads": 3})
+    assert runner.backend == "fake"  # the registry says which backend made it
+    # the record's batch options, for batches above one image; the caller's own options win
+    load_runner(model, device="cpu", batch=4)
+    assert fake_backend[-1] == (model, {"device": Device("cpu"), "mode": "throughput"})
+    load_runner(model, device="cpu", batch=4, mode="latency")
+    assert fake_backend[-1] == (model, {"device": Device("cpu"), "mode": "latency"})
     load_runner("fake://server:8000/acfd", device="cpu")
     assert fake_backend[-1] == ("fake://server:8000/acfd", {"device": Device("cpu")})
     with pytest.raises(AcfdError, match="the fake backend runs on cpu only"):

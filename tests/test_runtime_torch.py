@@ -71,3 +71,26 @@ def test_torch_runner_refuses_what_it_cannot_do_on_the_cpu(tiny_model: torch.nn.
         TorchRunner(tiny_model, "cpu", "int8")
     with pytest.raises(AcfdError, match="--cuda-graphs needs a CUDA device"):
         TorchRunner(tiny_model, "cpu", cuda_graphs=True)
+
+
+def test_the_runner_contract_comes_from_the_model() -> None:
+    """A config with fewer pyramid levels takes smaller images and another pixel mean: the
+    runner says so (min_size, pixel_mean), and the Detector pads to what the runner says,
+    not to the six-level default. device is the resolved Device; torch gets torch_device."""
+    import dataclasses
+
+    from acfd_deploy.model.anchors import min_input_size
+    from acfd_deploy.pipeline.detector import Detector
+    from acfd_deploy.runtime.base import DEFAULT_MIN_SIZE
+    from acfd_deploy.runtime.device import Device
+
+    base = acfd_deploy.get_config("acfd-tiny")
+    config = dataclasses.replace(base, name="acfd-tiny-4", stages=base.stages[:4], pixel_mean=(100.0, 110.0, 120.0))
+    runner = TorchRunner(acfd_deploy.build_model(config), device="cpu")
+    assert runner.min_size == min_input_size(config) < DEFAULT_MIN_SIZE
+    assert runner.pixel_mean == (100.0, 110.0, 120.0)
+    assert runner.device == Device("cpu") and runner.torch_device == torch.device("cpu")
+    detector = Detector(runner)
+    assert (detector.min_size, detector.pixel_mean) == (runner.min_size, runner.pixel_mean)
+    # a bare module (no ACFD config) keeps the contract's defaults
+    assert TorchRunner(torch.nn.Conv2d(3, 4, 3)).min_size == DEFAULT_MIN_SIZE

@@ -95,6 +95,7 @@ def number(
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
+    parse.number_kind = kind  # type: ignore[attr-defined]  # how tests find every number flag
     return parse
 
 

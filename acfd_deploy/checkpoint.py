@@ -23,7 +23,7 @@ from torch import nn
 
 from acfd_deploy.configs import ModelConfig, list_configs, resolve_config
 from acfd_deploy.errors import CheckpointError, one_line
-from acfd_deploy.fileio import atomic_path
+from acfd_deploy.fileio import atomic_path, require_file
 
 # the files load_model reads; every tool that dispatches on a model path asks this
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
@@ -69,11 +69,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], extra: dict[
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"weights file not found: {path}")
-    if not path.is_file():
-        raise CheckpointError(f"weights path is not a file: {path}")
+    path = require_file(path, "weights file", CheckpointError)
     if path.stat().st_size == 0:
         raise CheckpointError(f"weights file is empty: {path}")
     if path.suffix == ".safetensors":

@@ -10,6 +10,20 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from acfd_deploy.errors import AcfdError
+
+
+def require_file(path: str | os.PathLike[str], what: str, error: type[AcfdError] = AcfdError, hint: str = "") -> Path:
+    """``path`` as a :class:`Path` when it is a file; else bad input in the one wording
+    every command uses: ``{what} not found: {path}``, or ``{what}: {path} is not a file``
+    (a folder, a device) with ``hint`` after it."""
+    found = Path(path)
+    if not found.exists():
+        raise error(f"{what} not found: {found}")
+    if not found.is_file():
+        raise error(f"{what}: {found} is not a file{hint}")
+    return found
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:

@@ -32,6 +32,7 @@ from acfd_deploy.bench.targets import Target, TorchOptions, targets_for, targets
 from acfd_deploy.bench.timing import TimingPolicy, reference_workload
 from acfd_deploy.envinfo import environment
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.fileio import require_file
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import resolve_device
 from acfd_deploy.runtime.registry import Backend, backend_for
@@ -71,8 +72,7 @@ def machine_class(env: dict[str, Any]) -> str:
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise AcfdError(f"baseline not found: {path}")
+    require_file(path, "baseline")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

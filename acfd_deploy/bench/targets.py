@@ -13,6 +13,7 @@ from pathlib import Path
 from acfd_deploy import is_reparameterized, load_model, reparameterize
 from acfd_deploy.checkpoint import CHECKPOINT_SUFFIXES
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.fileio import require_file
 from acfd_deploy.manifest import read_manifest
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import parse_device, resolve_device
@@ -103,11 +104,7 @@ def targets_for(
     an OpenVINO inference precision)."""
     text = str(reference)
     if not is_url(text):
-        path = Path(text)
-        if not path.exists():
-            raise AcfdError(f"artifact not found: {path}")
-        if not path.is_file():
-            raise AcfdError(f"artifact is not a file: {path} (use --export-dir for a folder)")
+        require_file(text, "artifact", hint=" (use --export-dir for a folder)")
     chosen = backend_for(text, backend)
     if chosen.name == "torch":
         return _torch_targets(Path(text), opts)

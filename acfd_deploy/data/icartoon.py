@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.fileio import atomic_path
+from acfd_deploy.fileio import atomic_path, require_file
 
 KIND_COLUMNS = {"train": 5, "val": 6, "det": 7}
 FACE_LABEL = "face"
@@ -109,10 +109,7 @@ def read_annotations(path: str | os.PathLike[str], kind: str = "auto", keep_susp
     path = Path(path)
     if kind != "auto" and kind not in KIND_COLUMNS:
         raise AcfdError(f"unknown CSV kind {kind!r}; expected auto, train, val or det")
-    if not path.exists():
-        raise AcfdError(f"CSV not found: {path}")
-    if not path.is_file():
-        raise AcfdError(f"CSV path is not a file: {path}")
+    require_file(path, "CSV")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.onnx_export import read_metadata
-from acfd_deploy.fileio import fsync_tree
+from acfd_deploy.fileio import fsync_tree, require_file
 from acfd_deploy.runtime.openvino_model import IR_RT_SECTION, _import_ov, constant_types, read_model
 
 __all__ = ["constant_types", "write_ir"]
@@ -45,8 +45,7 @@ def write_ir(
     onnx_path, xml_path = Path(onnx_path), Path(xml_path)
     if xml_path.suffix.lower() != ".xml":
         raise AcfdError(f"an OpenVINO IR is written to a .xml path, not {xml_path.name}")
-    if not onnx_path.is_file():
-        raise AcfdError(f"ONNX file not found: {onnx_path}")
+    require_file(onnx_path, "ONNX file")
     if metadata is None:
         metadata = read_metadata(onnx_path)
     bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError, one_line
+from acfd_deploy.fileio import require_file
 from acfd_deploy.runtime.base import Runner, contract_from_metadata
 from acfd_deploy.runtime.device import Device, default_threads, parse_device
 
@@ -105,9 +106,7 @@ class OnnxRuntimeRunner(Runner):
         precision: str | None = None,
     ) -> None:
         ort = _import_ort()
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise AcfdError(f"ONNX file not found: {self.path}")
+        self.path = require_file(path, "ONNX file")
         available = ort.get_available_providers()
         if providers is None:
             providers = providers_for(device, available)

@@ -12,6 +12,7 @@ from typing import Any
 
 from acfd_deploy.envinfo import cpu_flags
 from acfd_deploy.errors import AcfdError, one_line
+from acfd_deploy.fileio import require_file
 from acfd_deploy.runtime.onnx_runner import recorded_precision
 from acfd_deploy.runtime.registry import backends
 
@@ -178,9 +179,7 @@ def ir_metadata(model: Any, section: str = IR_RT_SECTION) -> dict[str, str]:
 def read_ir_metadata(xml_path: str | Path) -> dict[str, str]:
     """The metadata acfd-export stored in an IR's rt_info (empty if there is none)."""
     ov = _import_ov()
-    xml_path = Path(xml_path)
-    if not xml_path.is_file():
-        raise AcfdError(f"OpenVINO IR not found: {xml_path}")
+    xml_path = require_file(xml_path, "OpenVINO IR")
     try:
         model = ov.Core().read_model(str(xml_path))
     except Exception as exc:

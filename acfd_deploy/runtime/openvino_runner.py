@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.fileio import require_file
 from acfd_deploy.runtime.base import Runner, contract_from_metadata
 from acfd_deploy.runtime.device import Device, default_threads, parse_device
 from acfd_deploy.runtime.openvino_model import _import_ov, _one_line, acfd_metadata, artifact_precision, cpu_supports_bf16, read_model
@@ -76,8 +77,7 @@ class OpenVinoRunner(Runner):
         suffix = self.path.suffix.lower()
         if suffix not in (".onnx", ".xml"):
             raise AcfdError(f"OpenVINO reads .onnx files and IR (.xml with its .bin), not {self.path.name}")
-        if not self.path.is_file():
-            raise AcfdError(f"{'ONNX file' if suffix == '.onnx' else 'OpenVINO IR'} not found: {self.path}")
+        require_file(self.path, "ONNX file" if suffix == ".onnx" else "OpenVINO IR")
         if suffix == ".xml" and not self.path.with_suffix(".bin").is_file():
             raise AcfdError(f"OpenVINO IR {self.path} has no weights file beside it ({self.path.with_suffix('.bin').name} is missing)")
         self.core = ov.Core()

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from acfd_deploy.checkpoint import CHECKPOINT_SUFFIXES
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.fileio import require_file
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import Device, parse_device, resolve_device
 
@@ -178,10 +179,7 @@ def load_runner(
     if dev.kind != "auto" and dev.kind not in chosen.devices:
         raise AcfdError(f"--device {dev}: the {chosen.name} backend runs on {' or '.join(chosen.devices)} only ({reference})")
     if not is_url(reference):
-        path = Path(reference)
-        if not path.is_file():
-            raise AcfdError(f"model file not found: {path}" if not path.exists() else f"model path is not a file: {path}")
-        reference = path
+        reference = require_file(reference, "model file")
     # the backend's own answer (a CPU-only torch does not stop onnxruntime-gpu or TensorRT);
     # a server decides where its own model runs
     if is_url(reference):

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.fileio import sha256_file
+from acfd_deploy.fileio import require_file, sha256_file
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import Device, parse_device
 from acfd_deploy.runtime.plan import check_sidecar, gpu_info, profile_covers, read_sidecar
@@ -35,9 +34,7 @@ class TensorRTRunner(Runner):
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])``."""
 
     def __init__(self, plan_path: str | os.PathLike[str], device: str | Device = "cuda", name: str | None = None) -> None:
-        self.path = Path(plan_path)
-        if not self.path.is_file():
-            raise AcfdError(f"TensorRT plan not found: {self.path}")
+        self.path = require_file(plan_path, "TensorRT plan")
         dev = parse_device(device)
         if dev.kind == "cpu":
             raise AcfdError(f"{self.path.name} is a TensorRT engine, which runs on an NVIDIA GPU only; --device cpu cannot run it")

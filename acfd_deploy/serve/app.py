@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.fileio import require_file
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.runtime.device import parse_device
 from acfd_deploy.runtime.registry import backend_for, is_url, load_runner
@@ -88,8 +89,8 @@ def resolve_model(options: ServeOptions, prog: str = "acfd-serve") -> str:
     else:
         model = options.model
     backend_for(model)  # an unknown suffix or scheme, before anything else
-    if not is_url(model) and not Path(model).is_file():
-        raise AcfdError(f"model file not found: {model}" if not Path(model).exists() else f"model path is not a file: {model}")
+    if not is_url(model):
+        require_file(model, "model file")
     return model
 
 

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from acfd_deploy.data import read_annotations
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.fileio import require_file
 from acfd_deploy.pipeline.io import load_image
 from acfd_deploy.train.augment import AugmentConfig, augment
 
@@ -23,8 +24,7 @@ class FaceDataset(Dataset):
         self, csv_path: str | os.PathLike[str], images_dir: str | os.PathLike[str], augment_config: AugmentConfig | None, seed: int = 0
     ) -> None:
         csv_path, images_dir = Path(csv_path), Path(images_dir)
-        if not csv_path.is_file():
-            raise AcfdError(f"annotation CSV not found: {csv_path}")
+        require_file(csv_path, "annotation CSV")
         if not images_dir.is_dir():
             raise AcfdError(f"image folder not found: {images_dir}")
         ann = read_annotations(csv_path)

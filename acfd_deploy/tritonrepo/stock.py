@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.fileio import atomic_path, sha256_file
+from acfd_deploy.fileio import atomic_path, require_file, sha256_file
 from acfd_deploy.manifest import MANIFEST_VERSION, read_manifest
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
@@ -126,9 +126,7 @@ def write_model_repository(
     ``end_to_end`` adds ``acfd`` (Python backend, BLS to the engine; needs acfd-deploy
     installed in the server's Python). Returns the repository folder.
     """
-    artifact = Path(artifact_path)
-    if not artifact.is_file():
-        raise AcfdError(f"artifact not found: {artifact}")
+    artifact = require_file(artifact_path, "artifact")
     recorded = _recorded_sha(artifact)  # before anything is written
     facts = _artifact_facts(artifact)
     if precision is not None and precision != facts["precision"]:

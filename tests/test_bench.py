@@ -208,3 +208,41 @@ def test_bad_input_exits_2(args: list[str], message: str, artifacts: tuple[Path,
     assert rc == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_backend_with_batch_options_gets_a_runner_per_batch() -> None:
+    """OpenVINO runs batches above one in throughput mode in acfd-detect; acfd-bench times
+    the same thing, so it loads one runner per batch size for it (and one for all batch
+    sizes where the runner does not depend on the batch)."""
+    from acfd_deploy.bench.harness import BenchPlan
+    from acfd_deploy.bench.run import _runs
+    from acfd_deploy.bench.targets import Target
+    from acfd_deploy.runtime.base import Runner
+
+    def never(batch: int) -> Runner:
+        raise AssertionError("listing runs loads nothing")
+
+    openvino = Target("m.xml", "openvino", "fp32", None, never)
+    onnx_rt = Target("m.onnx", "onnxruntime", "fp32", None, never)
+    runs = _runs([openvino, onnx_rt], BenchPlan(batches=(1, 4)))
+    assert [(t.backend, p.batches) for t, p in runs] == [("openvino", (1,)), ("openvino", (4,)), ("onnxruntime", (1, 4))]
+    assert openvino.per_batch and not onnx_rt.per_batch
+
+
+def test_the_speed_baseline_is_the_registry_s_baseline_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from acfd_deploy.bench.report import speedups
+    from acfd_deploy.runtime import registry
+
+    rows = [
+        {"backend": "onnxruntime", "precision": "fp32", "batch": 1, "input": "640x640", "per_image_ms": 10.0},
+        {"backend": "openvino", "precision": "fp32", "batch": 1, "input": "640x640", "per_image_ms": 5.0},
+        {"backend": "onnxruntime", "precision": "int8", "batch": 1, "input": "640x640", "per_image_ms": 4.0},
+        {"backend": "onnxruntime", "precision": "int8", "batch": 8, "input": "640x640", "per_image_ms": 2.0},
+    ]
+    assert speedups(rows) == [1.0, 2.0, 2.5, None]  # no fp32 baseline row at batch 8
+    monkeypatch.setattr(registry, "_BACKENDS", dict(registry._BACKENDS))
+    registry.register(replace(registry.backend_named("onnxruntime"), baseline=False))
+    registry.register(replace(registry.backend_named("openvino"), baseline=True))
+    assert speedups(rows) == [0.5, 1.0, 1.25, None]

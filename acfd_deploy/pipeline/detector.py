@@ -1,7 +1,8 @@
 """Runner + preprocessing + post-processing: images in, faces out, for any artifact.
 
-The same :class:`Detector` drives a PyTorch model, an ONNX Runtime session or a TensorRT
-engine (anything with the :class:`~acfd_deploy.runtime.base.Runner` interface), so the
+The same :class:`Detector` drives a PyTorch model, an ONNX Runtime session, a TensorRT
+engine, an OpenVINO model or a model on a Triton server (anything with the
+:class:`~acfd_deploy.runtime.base.Runner` interface), so the
 pipeline that serves an artifact is also the one that measures it.
 """
 

@@ -1,4 +1,5 @@
-"""Runners: one small interface over every backend (PyTorch, ONNX Runtime, TensorRT, ...),
+"""Runners: one small interface over every backend (PyTorch, ONNX Runtime, TensorRT,
+OpenVINO, a Triton server, ...),
 and one registry that picks the runner for a model reference.
 
 Optional backends are imported inside the runner that needs them, so importing this

@@ -2,7 +2,7 @@
 
 The server acfd-serve runs (PyTriton's bundled ``tritonserver``) has only the Python
 backend, so this model runs the artifact with acfd-deploy's own runner (``load_runner``,
-as acfd-detect does: PyTorch, ONNX Runtime or TensorRT). It serves the contract of the
+as acfd-detect does: PyTorch, ONNX Runtime, TensorRT or OpenVINO). It serves the contract of the
 stock server's ``onnxruntime_onnx`` / ``tensorrt_plan`` engine that
 ``write_model_repository`` writes: ``images FP32 [3, -1, -1]`` RGB 0..255 ->
 ``boxes FP32 [-1, 4]``, ``scores FP32 [-1]``. Each request of a batch is answered on its

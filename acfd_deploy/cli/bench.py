@@ -20,6 +20,7 @@ from acfd_deploy.cli.common import (
     model_help,
     non_negative_float,
     non_negative_int,
+    options_from_args,
     positive_float,
     positive_int,
     run,
@@ -113,30 +114,7 @@ def _body(args: argparse.Namespace) -> int:
     from acfd_deploy.bench.report import format_table, plot_latency, write_json
     from acfd_deploy.bench.run import BenchOptions, run_bench
 
-    opts = BenchOptions(
-        models=list(args.model),
-        export_dir=args.export_dir,
-        backend=args.backend,
-        precision=args.precision,
-        device=args.device,
-        batches=args.batch,
-        imgsz=tuple(args.imgsz),
-        ms_test=args.ms_test,
-        source=args.source,
-        budget_ms=args.budget_ms,
-        parity=args.parity,
-        weights=args.weights,
-        repeats=args.repeats,
-        interleave=args.interleave,
-        min_time=args.min_time,
-        warmup=args.warmup,
-        cuda_graphs=args.cuda_graphs,
-        compile=args.compile,
-        baseline=args.baseline,
-        max_regression=args.max_regression,
-        machine_class=args.machine_class,
-        progress=not args.no_progress,
-    )
+    opts = options_from_args(BenchOptions, args, models=list(args.model), batches=args.batch, progress=not args.no_progress)
     document, failed = run_bench(opts)
     print(format_table(document["results"]))
     matmul = f"{document['reference_ms']:.2f} ms ({document['reference_gflops']:.0f} GFLOP/s)"

@@ -10,14 +10,17 @@ writing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from acfd_deploy.errors import AcfdError, CheckFailed, Terminated, one_line
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -154,6 +157,19 @@ def model_help(default_demo: bool) -> str:
 
     kinds = ", ".join(f"{'/'.join(b.suffixes) or '/'.join(s + '://' for s in b.schemes)} ({b.name})" for b in backends())
     return f"model or artifact: {kinds}" + ("; default: the bundled demo model" if default_demo else "")
+
+
+def options_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
+    """An options dataclass from parsed flags, the one way every command builds its
+    options: each field from the flag of the same name (its ``dest``), ``overrides`` where
+    a flag's name or form differs (``simplify=not args.no_simplify``), the dataclass's
+    default for a field no flag sets. The dataclass validates what it gets, in one place."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+    given = {name: value for name, value in vars(args).items() if name in names}
+    return cls(**{**given, **overrides})
 
 
 # ---------------------------------------------------------------- running a command

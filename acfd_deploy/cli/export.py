@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from acfd_deploy.cli.common import EXIT_OK, add_device, add_imgsz, any_int, make_parser, number, positive_int, run
+from acfd_deploy.cli.common import EXIT_OK, add_device, add_imgsz, any_int, make_parser, number, options_from_args, positive_int, run
 from acfd_deploy.errors import CheckFailed
 from acfd_deploy.verify.rules import Outcome
 
@@ -122,30 +122,7 @@ def _body(args: argparse.Namespace) -> int:
     from acfd_deploy.export.options import ExportOptions
     from acfd_deploy.export.report import format_table, summary_lines
 
-    opts = ExportOptions(
-        weights=args.weights,
-        config=args.config,
-        random_init=args.random_init,
-        fp16=args.fp16,
-        int8=args.int8,
-        openvino=args.openvino,
-        calib=args.calib,
-        imgsz=tuple(args.imgsz),
-        batch=args.batch,
-        opset=args.opset,
-        simplify=not args.no_simplify,
-        engine=args.engine,
-        workspace=args.workspace,
-        device=args.device,
-        out=args.out,
-        seed=args.seed,
-        strict=args.strict,
-        triton_repo=args.triton_repo,
-        triton_precision=args.triton_precision,
-        val_data=args.val_data,
-        val_images=args.val_images,
-        val_count=args.val_count,
-    )
+    opts = options_from_args(ExportOptions, args, simplify=not args.no_simplify)
     print(f"{PROG}: exporting to {opts.out}/", flush=True)
     result = run_export(opts)
     manifest = result.manifest

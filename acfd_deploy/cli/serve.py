@@ -18,6 +18,7 @@ from acfd_deploy.cli.common import (
     make_parser,
     model_help,
     number,
+    options_from_args,
     positive_int,
     run,
     scales_from_args,
@@ -91,22 +92,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def _body(args: argparse.Namespace, prog: str) -> int:
     from acfd_deploy.serve.app import ServeOptions, serve
 
-    options = ServeOptions(
-        model=args.model,
-        host=args.host,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        metrics_port=args.metrics_port,
-        max_batch=args.max_batch,
-        max_queue_delay_us=args.max_queue_delay_us,
-        instances=args.instances,
-        scales=scales_from_args(args),
-        keep_ratio=args.keep_ratio,
-        conf=args.conf,
-        device=args.device,
-        ready_timeout_s=args.ready_timeout,
-        require_verified=args.require_verified,
-    )
+    options = options_from_args(ServeOptions, args, scales=scales_from_args(args), ready_timeout_s=args.ready_timeout)
     return serve(options, prog=prog)
 
 

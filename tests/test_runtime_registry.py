@@ -181,3 +181,19 @@ def test_a_registered_backend_is_reached_by_suffix_scheme_and_name(fake_backend:
     # a second backend for .onnx is reached by name; the first registered stays the default
     assert backend_for("m.onnx").name == "onnxruntime" and backend_for("m.onnx", backend="fake").name == "fake"
     assert artifact_precision(model) == "bf16"
+
+
+def test_close_is_safe_twice_and_on_a_half_made_runner() -> None:
+    """The contract: close() may be called more than once, and on a runner whose __init__
+    failed before it held anything (what a `with` block or a server's finalize does)."""
+    from acfd_deploy.resources import demo_weights
+    from acfd_deploy.runtime.tensorrt_runner import TensorRTRunner
+    from acfd_deploy.runtime.triton_runner import TritonRunner
+
+    for cls in (TensorRTRunner, TritonRunner, Runner):
+        half_made = cls.__new__(cls)
+        half_made.close()
+        half_made.close()
+    with load_runner(demo_weights(), device="cpu") as runner:
+        assert runner.backend == "torch" and runner.device == Device("cpu")
+    runner.close()  # after the with block closed it

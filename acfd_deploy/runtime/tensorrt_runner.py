@@ -33,6 +33,8 @@ def _import_backend() -> tuple[Any, Any]:
 class TensorRTRunner(Runner):
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])``."""
 
+    _runner: Any = None  # Polygraphy's TrtRunner once activated; None again once closed
+
     def __init__(self, plan_path: str | os.PathLike[str], device: str | Device = "cuda", name: str | None = None) -> None:
         self.path = require_file(plan_path, "TensorRT plan")
         dev = parse_device(device)
@@ -69,8 +71,8 @@ class TensorRTRunner(Runner):
         return np.asarray(outputs["boxes"], np.float32), np.asarray(outputs["scores"], np.float32)
 
     def close(self) -> None:
-        runner = getattr(self, "_runner", None)
-        if runner is not None and getattr(runner, "is_active", False):
+        runner, self._runner = self._runner, None
+        if runner is not None and runner.is_active:
             runner.deactivate()
 
     def __del__(self) -> None:

@@ -113,6 +113,8 @@ class TritonRunner(Runner):
     The registry's factory for ``triton://``: ``device`` is accepted and ignored (the
     server decides where its model runs; see the module docstring)."""
 
+    client: Any = None  # until connected; None again once closed
+
     def __init__(self, url: str, device: str | Device = "auto", timeout_s: float = 10.0, name: str | None = None) -> None:
         grpcclient = _import_grpc()
         from tritonclient.utils import InferenceServerException
@@ -185,6 +187,6 @@ class TritonRunner(Runner):
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def close(self) -> None:
-        client = getattr(self, "client", None)
+        client, self.client = self.client, None
         if client is not None:
             client.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from acfd_deploy.bench.run import torch_device
 from acfd_deploy.bench.targets import TorchOptions, targets_for_export_dir
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.exporter import tensorrt_plan
@@ -87,3 +88,19 @@ def test_bench_lists_a_plan_where_tensorrt_runs(cpu_torch_on_a_gpu_machine: None
     assert [(t.backend, t.path) for t in found] == [("tensorrt", folder / "m.fp32.plan")]
     skipped, _ = targets_for_export_dir(folder, TorchOptions(device="cpu", artifact_device="cpu"))
     assert skipped == []
+
+
+def test_bench_runs_artifacts_on_the_gpu_beside_a_cpu_only_torch(cpu_torch_on_a_gpu_machine: None) -> None:
+    """--device cuda: PyTorch cannot run there (refused, with torch's reason, only if a
+    PyTorch target is asked for); the plan runs on the GPU; the matmul reference on the CPU."""
+    where, refused = torch_device("cuda")
+    assert where == "cpu" and refused is not None and "CPU-only" in str(refused)
+    assert torch_device("auto") == ("cpu", None) and torch_device("cpu") == ("cpu", None)
+
+
+def test_bench_refuses_cuda_where_nothing_can_use_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(device, "_torch_gpus", lambda: (0, "torch sees no CUDA device"))
+    monkeypatch.setattr(device, "_installed", lambda name: False)
+    monkeypatch.setitem(sys.modules, "onnxruntime", types.SimpleNamespace(get_available_providers=lambda: ["CPUExecutionProvider"]))
+    with pytest.raises(AcfdError, match="no CUDA device is visible here"):
+        torch_device("cuda")

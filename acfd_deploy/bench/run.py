@@ -34,7 +34,7 @@ from acfd_deploy.envinfo import environment
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.fileio import require_file
 from acfd_deploy.runtime.base import Runner
-from acfd_deploy.runtime.device import resolve_device
+from acfd_deploy.runtime.device import cuda_status, parse_device, resolve_device
 from acfd_deploy.runtime.registry import Backend, backend_for
 from acfd_deploy.runtime.torch_runner import TorchRunner
 
@@ -164,14 +164,26 @@ def _time_targets(targets: list[Target], plan: BenchPlan, interleave: bool, prog
     return rows
 
 
+def torch_device(requested: str) -> tuple[str, AcfdError | None]:
+    """Where the PyTorch variants and the reference matmul run, and why PyTorch cannot run
+    where ``--device`` asks (None when it can). Every other artifact gets ``--device`` as
+    given and runs where its own backend can (the one device answer): a CPU-only torch
+    beside onnxruntime-gpu or TensorRT does not stop ``--device cuda`` for their artifacts;
+    it refuses only the PyTorch ones (the reference matmul then runs on the CPU)."""
+    try:
+        return str(resolve_device(requested)), None
+    except AcfdError as exc:
+        if parse_device(requested).is_cuda and any(cuda_status(b).usable for b in ("onnxruntime", "tensorrt")):
+            return "cpu", exc
+        raise
+
+
 def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
     """Measure every target; returns the JSON document and the failed checks (budget,
     parity, regression against ``opts.baseline``)."""
     if opts.min_time < 0 or opts.warmup < 0:
         raise AcfdError("--min-time and --warmup must not be negative")
-    # PyTorch variants (and the reference matmul) run where torch can; every other artifact
-    # gets --device as given and runs where its own backend can (the one device answer)
-    device = str(resolve_device(opts.device))
+    device, torch_refused = torch_device(opts.device)
     if opts.cuda_graphs and not device.startswith("cuda"):
         raise AcfdError("--cuda-graphs needs a CUDA device")
     torch_precision = "fp16" if opts.precision == "fp16" else "fp32"
@@ -180,6 +192,8 @@ def run_bench(opts: BenchOptions) -> tuple[dict[str, Any], list[str]]:
     )
     baseline = read_baseline(opts.baseline) if opts.baseline else None
     targets, reference_path = collect_targets(opts, torch_opts)
+    if torch_refused is not None and any(t.backend == "torch" for t in targets):
+        raise torch_refused
     budget = opts.budget_ms if opts.budget_ms is not None else (50.0 if opts.ms_test else None)
     plan = BenchPlan(
         batches=opts.batches,

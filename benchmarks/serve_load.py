@@ -38,8 +38,8 @@ from acfd_deploy.envinfo import environment, package_version  # noqa: E402
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE, Detector, DetectorConfig  # noqa: E402
 from acfd_deploy.pipeline.io import decode_image  # noqa: E402
 from acfd_deploy.runtime.registry import load_runner  # noqa: E402
-from acfd_deploy.tritonrepo.repository import instance_threads, write_serve_repository  # noqa: E402
 from acfd_deploy.serve.server import TritonServer, free_port  # noqa: E402
+from acfd_deploy.tritonrepo.repository import instance_threads, write_serve_repository  # noqa: E402
 
 
 def make_images(count: int, height: int, width: int, seed: int = 3) -> list[bytes]:

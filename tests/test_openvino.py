@@ -32,7 +32,13 @@ from acfd_deploy.verify.rules import FP16_MIN_MATCH, FP32_TOL  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = demo_weights()
 SIZE = (296, 360)
-META = {"config_name": "acfd-tiny", "input": '{"name": "images", "layout": "NCHW <RGB> & 0..255"}', "producer": "tests"}
+# min_side and pixel_mean are not the defaults, so the runner contract test sees them read back
+META = {
+    "config_name": "acfd-tiny",
+    "input": '{"name": "images", "layout": "NCHW <RGB> & 0..255", "min_side": 131}',
+    "config": '{"pixel_mean": [120.0, 115.0, 100.0]}',
+    "producer": "tests",
+}
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +275,15 @@ def test_benchmark_quick_mode_runs(tmp_path: Path) -> None:
     assert {"ONNX Runtime fp32", "OpenVINO fp32", "OpenVINO int8", "OpenVINO fp32 throughput"} <= set(b2["median_ms"])
     assert b2["outputs_vs_onnxruntime_fp32"]["OpenVINO fp32"]["score_abs"] <= 1e-4
     assert "| OpenVINO int8 |" in (tmp_path / "cpu_backends.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["fp32", "fp32_ir"])
+def test_the_runner_contract_comes_from_the_file(kind: str, files: dict[str, Path]) -> None:
+    """min_size and pixel_mean from acfd-export's metadata (an ONNX file's metadata_props,
+    an IR's rt_info), device the CPU; close() twice is harmless."""
+    from acfd_deploy.runtime.device import Device
+
+    runner = OpenVinoRunner(files[kind])
+    assert (runner.min_size, runner.pixel_mean, runner.device) == (131, (120.0, 115.0, 100.0), Device("cpu"))
+    runner.close()
+    runner.close()

@@ -35,7 +35,7 @@ from acfd_deploy.errors import AcfdError
 from acfd_deploy.fileio import require_file
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import cuda_status, parse_device, resolve_device
-from acfd_deploy.runtime.registry import Backend, backend_for
+from acfd_deploy.runtime.registry import Backend, backend_for, backends
 from acfd_deploy.runtime.torch_runner import TorchRunner
 
 
@@ -173,7 +173,9 @@ def torch_device(requested: str) -> tuple[str, AcfdError | None]:
     try:
         return str(resolve_device(requested)), None
     except AcfdError as exc:
-        if parse_device(requested).is_cuda and any(cuda_status(b).usable for b in ("onnxruntime", "tensorrt")):
+        # the libraries of the file backends that can run on a GPU, other than torch
+        others = {b.device_answer for b in backends() if "cuda" in b.devices and not b.schemes} - {"torch"}
+        if parse_device(requested).is_cuda and any(cuda_status(name).usable for name in sorted(others)):
             return "cpu", exc
         raise
 

@@ -138,7 +138,7 @@ def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Targe
         chosen = backend_for(path, backend)
         kind = parse_device(opts.requested).kind
         if kind == "auto":  # where this backend's runner would run (the one device answer)
-            kind = resolve_device("auto", backend=chosen.name).kind
+            kind = resolve_device("auto", backend=chosen.device_answer).kind
         if kind not in chosen.devices:
             continue  # runs elsewhere (a plan on a CPU run, OpenVINO IR on a CUDA run), as load_runner would refuse
         key = (str(path), entry.get("precision", ""))

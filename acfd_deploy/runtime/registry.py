@@ -53,6 +53,13 @@ class Backend:
     batch_options: tuple[tuple[str, Any], ...] = ()
     fp32_tolerance: float | None = None
     baseline: bool = False
+    cuda_library: str = ""  # whose answer says it can use a GPU (cuda_status); "": its own name
+
+    @property
+    def device_answer(self) -> str:
+        """The name :func:`~acfd_deploy.runtime.device.cuda_status` answers for: a backend
+        that runs on another's library (an end-to-end ONNX graph on ONNX Runtime) names it."""
+        return self.cuda_library or self.name
 
     def options_for(self, batch: int) -> dict[str, Any]:
         """The runner options this backend takes by default for batches of ``batch`` images."""
@@ -178,14 +185,11 @@ def load_runner(
     dev = parse_device(device)
     if dev.kind != "auto" and dev.kind not in chosen.devices:
         raise AcfdError(f"--device {dev}: the {chosen.name} backend runs on {' or '.join(chosen.devices)} only ({reference})")
-    if not is_url(reference):
+    if not is_url(reference):  # a server (a URL) decides where its own model runs
         reference = require_file(reference, "model file")
-    # the backend's own answer (a CPU-only torch does not stop onnxruntime-gpu or TensorRT);
-    # a server decides where its own model runs
-    if is_url(reference):
-        pass
-    elif dev.is_cuda or (dev.kind == "auto" and "cuda" in chosen.devices and len(chosen.devices) > 1):
-        dev = resolve_device(dev, backend=chosen.name)
+        if dev.is_cuda or (dev.kind == "auto" and "cuda" in chosen.devices and len(chosen.devices) > 1):
+            # the backend's own answer: a CPU-only torch does not stop onnxruntime-gpu or TensorRT
+            dev = resolve_device(dev, backend=chosen.device_answer)
     if dev.kind == "auto" and len(chosen.devices) == 1:  # a backend with one kind of device runs there
         dev = Device(chosen.devices[0], 0)
     try:

@@ -7,7 +7,11 @@
 #      Runtime fp32/fp16/int8, OpenVINO fp32/bf16/int8, batch 1 and 8, with the speed-up
 #      against ONNX Runtime fp32 in the same run, timed in interleaved rounds so a machine
 #      that slows down slows every artifact alike (and parity for the demo model)
-#   3. the paper's whole per-image path (decode a 1920x1080 JPEG, 3 scales, NMS) with the
+#   3. for the paper network, benchmarks/check_int8_ratio.py on the same export: ONNX Runtime
+#      int8 and OpenVINO int8 against ONNX Runtime fp32 through plain sessions, interleaved,
+#      against the floors in benchmarks/int8_ratio_floor.json (below a floor: this script
+#      exits 1 at the end, after writing every figure)
+#   4. the paper's whole per-image path (decode a 1920x1080 JPEG, 3 scales, NMS) with the
 #      fastest CPU artifact, against the 50 ms budget (over budget exits 1: the figures are
 #      still written, and are the point)
 # Usage: bash benchmarks/bench_cpu.sh OUT_DIR [--quick]   (results: OUT_DIR/*.json, *.txt, *.png)
@@ -29,12 +33,16 @@ torch.manual_seed(0)
 acfd_deploy.save_checkpoint(well_conditioned(acfd_deploy.build_model(sys.argv[2])), sys.argv[1])
 PY
 "$bin/python" -c "import json; from acfd_deploy.envinfo import environment; print(json.dumps(environment(), indent=2))" > "$out/environment.json"
+ratio_rc=0
 for name in paper demo; do
   model=(--model "$out/paper.pth"); [[ "$name" == demo ]] && model=()
   "$bin/acfd-export" "${model[@]}" --fp16 --int8 --openvino --imgsz "${imgsz[@]}" --out "$out/$name" 2>&1 | tee "$out/${name}_export.txt"
   parity=(); [[ "$name" == demo ]] && parity=(--parity)
   "$bin/acfd-bench" --export-dir "$out/$name" --interleave --batch "$batches" --imgsz "${imgsz[@]}" --repeats "$repeats" --no-progress "${parity[@]}" \
     --json "$out/${name}_latency.json" --plot "$out/${name}_latency.png" 2>&1 | tee "$out/${name}_latency.txt"
+  if [[ "$name" == paper && "$quick" != "--quick" ]]; then
+    "$bin/python" benchmarks/check_int8_ratio.py --export-dir "$out/$name" --json "$out/int8_ratio.json" 2>&1 | tee "$out/int8_ratio.txt" || ratio_rc=$?
+  fi
   best=$("$bin/python" - "$out/${name}_latency.json" <<'PY'
 import json, sys
 rows = [r for r in json.load(open(sys.argv[1]))["results"] if r["batch"] == 1 and "training graph" not in r["artifact"]]
@@ -50,3 +58,4 @@ PY
 done
 rm -f "$out/paper.pth"
 echo "done: $out"
+exit "$ratio_rc"

@@ -178,6 +178,21 @@ def test_onnx_int8_detection_parity(exported: dict, tiny_model: torch.nn.Module)
     assert tensor_diff(ref, out).score_abs > 1e-4  # really quantized
 
 
+def test_int8_runs_the_ese_squeeze_as_global_average_pool(exported: dict) -> None:
+    """The eSE squeezes (ReduceMean over H, W in the fp32 file) reach the int8 file as
+    GlobalAveragePool between Q/DQ pairs, which ONNX Runtime fuses into an int8 kernel."""
+    fp32 = onnx.load(str(exported["out"] / f"{STEM}.onnx"), load_external_data=False)
+    int8 = onnx.load(str(exported["out"] / f"{STEM}.int8.onnx"))
+    squeezes = sum(n.op_type == "ReduceMean" for n in fp32.graph.node)
+    producers = {o: n for n in int8.graph.node for o in n.output}
+    pools = [n for n in int8.graph.node if n.op_type == "GlobalAveragePool"]
+    assert squeezes > 0 and len(pools) == squeezes
+    assert not any(n.op_type == "ReduceMean" for n in int8.graph.node)
+    assert all(producers[p.input[0]].op_type == "DequantizeLinear" for p in pools)
+    # ONNX Runtime applies no session options from a file: the metadata tells people which
+    assert "ORT_ENABLE_ALL" in read_metadata(exported["out"] / f"{STEM}.int8.onnx")["onnxruntime_session"]
+
+
 def test_int8_of_random_weights_is_judged_by_the_detection_rule(exported: dict) -> None:
     # random weights find no faces, so AP cannot judge int8: the detection rule decides, and says why
     entry = next(a for a in exported["manifest"]["artifacts"] if a["name"] == "ONNX int8")

@@ -33,13 +33,23 @@ import onnx
 
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.fp16 import PrecisionError
-from acfd_deploy.export.graph import conv_weight_dtypes, ensure_node_names, prediction_convs, tail_nodes
+from acfd_deploy.export.graph import conv_weight_dtypes, ensure_node_names, global_pools_to_gap, prediction_convs, tail_nodes
 from acfd_deploy.pipeline.io import IMAGE_SUFFIXES
 
 # Only convolutions (and the ReLUs ONNX Runtime fuses into them) are quantized: Q/DQ
 # around Concat / MaxPool / Add / Mul measured slower on CPU than leaving them in fp32.
 QUANTIZED_OPS = ["Conv", "Relu"]
 PLACEMENTS = ("onnxruntime", "openvino")
+# What a user of ``<stem>.int8.onnx`` must give ONNX Runtime, written into the file's
+# metadata (ONNX Runtime applies no session options from a file: this is for people).
+# Q/DQ -> QLinearConv fusion happens at ORT_ENABLE_EXTENDED; at ORT_ENABLE_BASIC the
+# paper network ran no int8 kernel at all and was slower than the fp32 file (profiler,
+# benchmarks/results/int8_ratio.md).
+ORT_SESSION_ADVICE = (
+    "graph_optimization_level ORT_ENABLE_ALL (ONNX Runtime's default; ORT_ENABLE_EXTENDED fuses Q/DQ too, "
+    "ORT_ENABLE_BASIC or lower runs every convolution in fp32, slower than the fp32 file); "
+    "intra_op_num_threads: the physical cores this process may use (default: all)"
+)
 
 
 def calibration_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -109,6 +119,9 @@ def quantize_int8(
     model = onnx.ModelProto.FromString(proto.SerializeToString())
     ensure_node_names(model.graph)
     del model.metadata_props[:]
+    # ONNX Runtime runs the eSE squeeze (ReduceMean) in fp32 on a dequantized NHWC map;
+    # as GlobalAveragePool it fuses into QLinearGlobalAveragePool (see graph.py)
+    pools = global_pools_to_gap(model) if placement == "onnxruntime" else 0
     predictions = prediction_convs(model.graph)
     keep_fp32 = tail_nodes(model.graph) + (predictions if placement == "onnxruntime" else [])
 
@@ -153,6 +166,7 @@ def quantize_int8(
     report["calibration_images"] = len(images)
     report["kept_fp32_nodes"] = len(keep_fp32)
     report["placement"] = placement
+    report["global_pools"] = pools
     return quantized, report
 
 

@@ -139,7 +139,7 @@ def build_onnx_fp16(ctx: ExportContext) -> list[Artifact]:
 
 
 def build_onnx_int8(ctx: ExportContext) -> list[Artifact]:
-    from acfd_deploy.export.int8 import quantize_int8
+    from acfd_deploy.export.int8 import ORT_SESSION_ADVICE, quantize_int8
     from acfd_deploy.export.onnx_export import save_onnx, set_metadata
 
     q, report = quantize_int8(ctx.fp32_proto, ctx.calib_images)
@@ -149,6 +149,7 @@ def build_onnx_int8(ctx: ExportContext) -> list[Artifact]:
     extra = {
         "calibration": f"static MinMax, {len(ctx.calib_images)} images from {calib} at {h}x{w}",
         "kept_fp32": "inputs, outputs, head prediction convs, anchors, box decoding, sigmoid",
+        "onnxruntime_session": ORT_SESSION_ADVICE,
     }
     set_metadata(q, ctx.metadata("int8", extra))
     ctx.onnx_files["int8"] = save_onnx(q, ctx.file(".int8.onnx"))

@@ -123,13 +123,16 @@ class OnnxRuntimeRunner(Runner):
         device = "cuda" if self.providers and self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.name = name or f"onnxruntime-{device}"
         inputs, outputs = self.session.get_inputs(), [o.name for o in self.session.get_outputs()]
+        self._check_io([i.name for i in inputs], outputs)
+        self.input_name = inputs[0].name
+        self.output_names = outputs
+
+    def _check_io(self, inputs: list[str], outputs: list[str]) -> None:
         if len(inputs) != 1 or not {"boxes", "scores"} <= set(outputs):
             raise AcfdError(
                 f"{self.path} is not an ACFD model: expected one input (images) and outputs boxes and scores, "
-                f"found inputs {[i.name for i in inputs]} and outputs {outputs}"
+                f"found inputs {inputs} and outputs {outputs}"
             )
-        self.input_name = inputs[0].name
-        self.output_names = outputs
 
     def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images = np.ascontiguousarray(images, dtype=np.float32)

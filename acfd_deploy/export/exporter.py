@@ -266,13 +266,17 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = _log_default) -
 
 def write_triton_repository(opts: ExportOptions, export_dir: Path) -> Path:
     """The verified artifact (a plan where one passed, else the ONNX file) in a model
-    repository for the stock server, staged and swapped in like the export itself."""
+    repository for the stock server, staged and swapped in like the export itself; with
+    it, as ``acfd_e2e``, the verified end-to-end artifact of that precision where the
+    export has one (--end2end)."""
     from acfd_deploy.serve import choose_artifact, write_model_repository
+    from acfd_deploy.serve.e2e_repo import choose_e2e_artifact
 
     assert opts.triton_repo is not None
     artifact = choose_artifact(export_dir, opts.triton_precision)
+    e2e = choose_e2e_artifact(export_dir, opts.triton_precision)
     with staged_folder(Path(opts.triton_repo), "acfd-repository.json", "Triton model repository") as stage:
-        write_model_repository(stage.path, artifact, precision=opts.triton_precision, imgsz=opts.imgsz)
+        write_model_repository(stage.path, artifact, precision=opts.triton_precision, imgsz=opts.imgsz, e2e_artifact=e2e)
         return stage.commit()
 
 

@@ -64,6 +64,17 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="also OpenVINO IR (.xml + .bin) of the fp32 ONNX, run in f32 and bf16, and an int8 IR with --int8",
     )
+    what.add_argument(
+        "--end2end",
+        action="store_true",
+        help="also end-to-end graphs (NAME.e2e*.onnx, and IR with --openvino): uint8 [B,H,W,3] images in, "
+        "num_dets/det_boxes/det_scores out, resize, test scales, decode and NMS inside",
+    )
+    what.add_argument("--ms-test", action="store_true", help="--end2end: the paper's multi-scale test (480x645, 640x860, 800x1075) in one graph")
+    add_imgsz(what, (640, 860), "--end2end: the graph's single test scale (acfd-detect's default)", "--e2e-imgsz")
+    what.add_argument(
+        "--keep-ratio", action="store_true", help="--end2end: keep each image's aspect ratio (fit inside the scale, pad with the pixel mean)"
+    )
     what.add_argument("--calib", type=Path, metavar="DIR", help="calibration images for --int8; default: the bundled synthetic scenes")
     what.add_argument(
         "--engine",
@@ -134,6 +145,10 @@ def _body(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         int8=args.int8,
         openvino=args.openvino,
+        end2end=args.end2end,
+        ms_test=args.ms_test,
+        e2e_imgsz=tuple(args.e2e_imgsz),
+        keep_ratio=args.keep_ratio,
         calib=args.calib,
         imgsz=tuple(args.imgsz),
         batch=args.batch,

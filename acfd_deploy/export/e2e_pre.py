@@ -15,10 +15,11 @@ anywhere):
   2m))``, ``D = max(n, m)``;
 * input ``i`` weighs ``a_i = max(0, 2D - |(2i + 1) m - (2o + 1) n|)`` (the triangle filter,
   times ``2D``), zero outside the image; Pillow's 22-bit coefficient is
-  ``floor((a_i * 2^23 + S) / 2S)`` with ``S = sum a_i`` (``floor(0.5 + a_i / S * 2^22)``;
-  the exact fraction is never within Pillow's double rounding of a half, for any size
-  below 2^22);
-* a pass is ``clip((2^21 + sum pixel * coefficient) >> 22, 0, 255)``, width first.
+  ``floor(0.5 + a_i / S * 2^22)``, ``S = sum a_i``, by integer long division (the exact
+  fraction is never within Pillow's double rounding of a half for ``S < 2^23``, and every
+  intermediate stays below 2^31, for runtimes that compute int64 in int32);
+* a pass is ``clip((2^21 + sum pixel * coefficient) >> 22, 0, 255)``, width first,
+  computed exactly in float32 (see :func:`resample_axis`).
 
 The whole batch shares ``H, W`` (an image tensor has one size), so the factors back to
 image pixels are scalars.
@@ -30,9 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acfd_deploy.export.onnx_builder import DOUBLE, FLOAT, INT32, INT64, GraphBuilder
+from acfd_deploy.export.onnx_builder import DOUBLE, FLOAT, INT64, GraphBuilder
 
 PRECISION_BITS = 22  # Pillow's fixed point for 8-bit images: 32 - 8 - 2
+DIGIT_BITS = 11  # coefficients are applied as two digits of this many bits (exact in float32)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class ScaleTensors:
 
 def bilinear_coefficients(g: GraphBuilder, in_size: str, out_size: str) -> tuple[str, str]:
     """Pillow's bilinear filter from ``in_size`` to ``out_size`` pixels (int64 0-D tensors):
-    input indices ``[out, k]`` int64 and 22-bit coefficients ``[out, k]`` int32."""
+    input indices ``[out, k]`` and 22-bit coefficients ``[out, k]``, int64."""
     one, two = g.const(1), g.const(2)
     d = g.op("Max", [in_size, out_size])
     k = g.op("Add", [g.op("Mul", [two, g.op("Div", [g.op("Sub", [g.op("Add", [d, out_size]), one]), out_size])]), one])
@@ -60,26 +62,64 @@ def bilinear_coefficients(g: GraphBuilder, in_size: str, out_size: str) -> tuple
     a = g.op("Max", [g.op("Sub", [g.op("Mul", [d, two]), g.op("Abs", [n])]), g.const(0)])
     a = g.op("Where", [g.op("Less", [idx, in_size]), a, g.const(0)])
     s = g.op("ReduceSum", [a, g.const([1])], keepdims=1)
-    coef = g.op("Div", [g.op("Add", [g.op("Mul", [a, g.const(1 << (PRECISION_BITS + 1))]), s]), g.op("Mul", [s, two])])
+    coef = _round_fraction(g, a, s)
     idx = g.op("Min", [idx, g.op("Sub", [in_size, one])])
-    return idx, g.cast(coef, INT32)
+    return idx, coef
+
+
+def _round_fraction(g: GraphBuilder, a: str, s: str) -> str:
+    """``floor(0.5 + a / s * 2^22)`` for non-negative ``a <= s``, by long division in
+    chunks of at most 8 bits, so every intermediate stays below 2^31 for ``s < 2^23``:
+    OpenVINO's CPU plugin runs int64 arithmetic in int32, where ``a * 2^23`` overflows."""
+    quotient, remainder = g.const(0), a
+    for bits in (8, 7, 7):  # 22 bits in all
+        scaled = g.op("Mul", [remainder, g.const(1 << bits)])
+        digit = g.op("Div", [scaled, s])
+        quotient = g.op("Add", [g.op("Mul", [quotient, g.const(1 << bits)]), digit])
+        remainder = g.op("Sub", [scaled, g.op("Mul", [digit, s])])
+    half_up = g.cast(g.op("GreaterOrEqual", [g.op("Mul", [remainder, g.const(2)]), s]), INT64)
+    return g.op("Add", [quotient, half_up])
+
+
+def _split_digits(g: GraphBuilder, coef: str) -> tuple[str, str]:
+    """22-bit coefficients as two float32 digits base 2^11: ``(high, low)``."""
+    c = g.cast(coef, FLOAT)
+    base = g.const(float(1 << DIGIT_BITS), np.float32)
+    high = g.op("Floor", [g.op("Div", [c, base])])
+    return high, g.op("Sub", [c, g.op("Mul", [high, base])])
 
 
 def resample_axis(g: GraphBuilder, pixels: str, axis: int, in_size: str, out_size: str) -> str:
-    """One pass over int32 NCHW ``pixels`` along ``axis`` (3: width, 2: height), rounded
-    and clipped to 0..255 as Pillow stores its intermediate image."""
+    """One pass over float32 NCHW integer ``pixels`` along ``axis`` (3: width, 2: height),
+    rounded and clipped to 0..255 as Pillow stores its intermediate image.
+
+    Pillow's sums reach 2^30, beyond float32's exact integers (2^24), and runtimes differ
+    in how they compute int32 (OpenVINO's CPU plugin fuses int32 arithmetic into float
+    kernels). So each coefficient is split into two 11-bit digits; each digit's sum stays
+    below 2^24 (255 * 2047 * k for the k <= 32 taps of a shrink by up to 15x) and the two
+    are recombined with an exact carry: float32 is exact at every step, in any runtime,
+    whatever order it sums in. (A shrink by more than 15x still rounds to within one grey
+    level.)"""
     idx, coef = bilinear_coefficients(g, in_size, out_size)
-    gathered = g.op("Gather", [pixels, idx], axis=axis)  # W: [B,3,H,out,k]; H: [B,3,out,k,W]
-    if axis == 2:
-        coef = g.unsqueeze(coef, [2])  # [out, k, 1]
-    summed = g.op("ReduceSum", [g.op("Mul", [gathered, coef]), g.const([axis + 1])], keepdims=0)
-    rounded = g.op("Div", [g.op("Add", [summed, g.const(1 << (PRECISION_BITS - 1), np.int32)]), g.const(1 << PRECISION_BITS, np.int32)])
-    return g.op("Min", [g.op("Max", [rounded, g.const(0, np.int32)]), g.const(255, np.int32)])
+    digits: list[str] = list(_split_digits(g, coef))
+    if axis == 3:  # taps first, so the sum runs over whole rows of outputs: [B,3,H,k,out]
+        gathered = g.op("Gather", [pixels, g.op("Transpose", [idx], perm=[1, 0])], axis=3)
+        digits = [g.op("Transpose", [d], perm=[1, 0]) for d in digits]  # [k, out]
+    else:  # [B,3,out,k,W]
+        gathered = g.op("Gather", [pixels, idx], axis=2)
+        digits = [g.unsqueeze(d, [2]) for d in digits]  # [out, k, 1]
+    s_high, s_low = (g.op("ReduceSum", [g.op("Mul", [gathered, d]), g.const([3])], keepdims=0) for d in digits)
+    base = g.const(float(1 << DIGIT_BITS), np.float32)
+    high = g.op("Add", [s_high, g.op("Floor", [g.op("Div", [s_low, base])])])  # sum = high * 2^11 + (below 2^11)
+    # (sum + 2^21) >> 22 == floor((high + 2^10) / 2^11): the low 11 bits never carry into it
+    half = g.const(float(1 << (PRECISION_BITS - DIGIT_BITS - 1)), np.float32)
+    rounded = g.op("Floor", [g.op("Div", [g.op("Add", [high, half]), g.const(float(1 << (PRECISION_BITS - DIGIT_BITS)), np.float32)])])
+    return g.op("Clip", [rounded, g.const(0.0, np.float32), g.const(255.0, np.float32)])
 
 
-def to_int_nchw(g: GraphBuilder, images_u8: str) -> str:
-    """uint8 NHWC -> int32 NCHW, once for all scales."""
-    return g.cast(g.op("Transpose", [images_u8], perm=[0, 3, 1, 2]), INT32)
+def to_float_nchw(g: GraphBuilder, images_u8: str) -> str:
+    """uint8 NHWC -> float32 NCHW (integers 0..255), once for all scales."""
+    return g.cast(g.op("Transpose", [images_u8], perm=[0, 3, 1, 2]), FLOAT)
 
 
 def preprocess_scale(
@@ -92,7 +132,7 @@ def preprocess_scale(
     min_size: int,
     pixel_mean: tuple[float, float, float],
 ) -> ScaleTensors:
-    """The network input at test scale ``size = (H, W)`` from int32 NCHW ``pixels`` whose
+    """The network input at test scale ``size = (H, W)`` from float32 NCHW ``pixels`` whose
     spatial size is ``height x width`` (int64 0-D): resized (stretched, or fitted keeping
     the ratio), padded bottom/right with the pixel mean to the scale (keep-ratio) and to
     ``min_size``, as float32; with the factors image -> tensor the pipeline records."""
@@ -111,7 +151,7 @@ def preprocess_scale(
     scale_y = g.cast(g.op("Div", [nh_d, hd]), FLOAT)
     scale_x = g.cast(g.op("Div", [nw_d, wd]), FLOAT)
     resized = resample_axis(g, pixels, 3, width, nw)
-    resized = g.cast(resample_axis(g, resized, 2, height, nh), FLOAT)
+    resized = resample_axis(g, resized, 2, height, nh)
     out_h, out_w = max(th, min_size), max(tw, min_size)
     if keep_ratio or (out_h, out_w) != (th, tw):
         zero = g.const(0)

@@ -27,7 +27,7 @@ from onnx import helper
 
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.e2e_post import merge_and_suppress, select_and_map
-from acfd_deploy.export.e2e_pre import preprocess_scale, to_int_nchw
+from acfd_deploy.export.e2e_pre import preprocess_scale, to_float_nchw
 from acfd_deploy.export.onnx_builder import FLOAT, INT32, UINT8, GraphBuilder
 from acfd_deploy.pipeline.postprocess import PostprocessConfig
 from acfd_deploy.runtime.end2end import GRAPH_END2END, GRAPH_KEY, INPUT_NAME, OUTPUT_NAMES
@@ -103,7 +103,7 @@ def wrap_end_to_end(
         raise AcfdError("the end-to-end graph needs at least one test scale")
     g = GraphBuilder("e2e/")
     height, width = g.dim(INPUT_NAME, 1), g.dim(INPUT_NAME, 2)
-    pixels = to_int_nchw(g, INPUT_NAME)
+    pixels = to_float_nchw(g, INPUT_NAME)
     per_scale = []
     network_nodes: list[onnx.NodeProto] = []
     for i, size in enumerate(scales):

@@ -182,6 +182,7 @@ def _run_steps(ctx: ExportContext, val_set: ValidationSet | None, timer: StepTim
 
 def _manifest(ctx: ExportContext, artifacts: list[Artifact], started: _dt.datetime, timer: StepTimer, label: str) -> dict[str, Any]:
     from acfd_deploy import __version__
+    from acfd_deploy.export.e2e_steps import e2e_scales
     from acfd_deploy.verify.inputs import describe
 
     status, passed = overall([a.verdict.passed if a.verdict else None for a in artifacts])
@@ -207,6 +208,9 @@ def _manifest(ctx: ExportContext, artifacts: list[Artifact], started: _dt.dateti
             "fp16": opts.fp16,
             "int8": opts.int8,
             "openvino": opts.openvino,
+            "end2end": (
+                {"scales": [list(s) for s in e2e_scales(opts)], "keep_ratio": opts.keep_ratio} if opts.end2end else None
+            ),
             "calib": ctx.notes.get("calibration_folder") if opts.int8 else None,
             "val_data": str(opts.val_data) if opts.val_data else None,
             "val_count": opts.val_count if opts.int8 else None,

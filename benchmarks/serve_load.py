@@ -246,7 +246,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", result["note"]]
     lines += [
         "",
-        f"Reproduce: `.venv/bin/python benchmarks/serve_load.py --model {cfg['model']}`. "
+        f"Reproduce: `.venv/bin/python benchmarks/serve_load.py --model {cfg['model']}"
+        + (f" --e2e-model {cfg['e2e_model']}" if cfg.get("e2e_model") else "")
+        + "`. "
         "Not a timed test: figures vary with machine and load.",
     ]
     return "\n".join(lines) + "\n"

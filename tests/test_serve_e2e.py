@@ -152,6 +152,7 @@ def test_stock_repository_refuses_a_raw_or_changed_file_as_acfd_e2e(export_dir: 
         fh.write(b"\0")
     with pytest.raises(AcfdError, match="changed after it was verified"):
         write_model_repository(tmp_path / "b", changed / "demo.onnx", e2e_artifact=changed / "demo.e2e.onnx")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before anything is written
     # an export without --end2end: no acfd_e2e, the engine as before
     from acfd_deploy.serve.e2e_repo import choose_e2e_artifact
     from acfd_deploy.serve.stock import choose_artifact

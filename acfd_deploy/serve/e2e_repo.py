@@ -64,7 +64,10 @@ def e2e_facts(artifact: Path) -> dict[str, Any]:
     if suffix == ".onnx":
         from acfd_deploy.runtime.onnx_runner import onnx_metadata
 
-        meta = onnx_metadata(artifact)
+        try:
+            meta = onnx_metadata(artifact)
+        except Exception as exc:  # not an ONNX file at all (a DecodeError, an OSError)
+            raise AcfdError(f"{artifact.name} cannot be read as ONNX ({type(exc).__name__})") from None
         if not is_end2end(meta):
             raise AcfdError(f"{artifact.name} is a raw network, not an end-to-end graph (acfd-export --end2end writes NAME.e2e.onnx)")
         info = parse_end2end(meta, artifact.name)

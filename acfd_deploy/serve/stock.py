@@ -24,7 +24,7 @@ from acfd_deploy.manifest import MANIFEST_VERSION, read_manifest
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
 from acfd_deploy.runtime.plan import PLAN_SUFFIXES, read_sidecar
-from acfd_deploy.serve.e2e_repo import is_e2e_entry, write_e2e_model
+from acfd_deploy.serve.e2e_repo import e2e_facts, is_e2e_entry, write_e2e_model
 from acfd_deploy.serve.params import BLS_PREFIX, ModelParams
 from acfd_deploy.serve.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, E2E, END_TO_END, ENGINE, engine_config, pbtxt_string
 from acfd_deploy.serve.readme import repository_readme
@@ -128,6 +128,9 @@ def write_model_repository(
         raise AcfdError(f"artifact not found: {artifact}")
     recorded = recorded_sha(artifact)  # before anything is written
     facts = _artifact_facts(artifact)
+    if e2e_artifact is not None:  # its refusals too
+        recorded_sha(Path(e2e_artifact))
+        e2e_facts(Path(e2e_artifact))
     if precision is not None and precision != facts["precision"]:
         raise AcfdError(f"{artifact.name} is {facts['precision']}, not {precision}")
     profile = facts["profile"]

@@ -6,6 +6,8 @@
 * :func:`write_model_repository` (``stock``): a repository for the stock server
   (``acfd-export --triton-repo``): the verified engine as ``onnxruntime_onnx`` /
   ``tensorrt_plan``; :func:`choose_artifact` picks it from an export folder.
+  With an end-to-end artifact (acfd-export --end2end), ``acfd_e2e`` (``e2e_repo``): the
+  graph itself, decoded pixels in, faces out, no Python backend.
 * :func:`provenance` (``verified``): what the ``export.json`` beside a model says about it.
 * The ``triton://host:port/model`` client runner lives in the runtime layer
   (``acfd_deploy.runtime.triton_runner``), reached through the runner registry.

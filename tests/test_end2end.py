@@ -58,7 +58,9 @@ def _exact(refs: list[Detections], cands: list[Detections]) -> None:
 
 def _pre_graph(size: tuple[int, int], keep_ratio: bool) -> bytes:
     g = GraphBuilder("t/")
-    scale = preprocess_scale(g, to_float_nchw(g, "images"), g.dim("images", 1), g.dim("images", 2), size, keep_ratio, 125, DEFAULT_PIXEL_MEAN)
+    scale = preprocess_scale(
+        g, to_float_nchw(g, "images"), g.dim("images", 1), g.dim("images", 2), size, keep_ratio, 125, DEFAULT_PIXEL_MEAN
+    )
     for value, name in ((scale.images, "out"), (scale.scale_x, "sx"), (scale.scale_y, "sy")):
         g.rename_output(g.op("Identity", [value]), name)
     graph = onnx.helper.make_graph(
@@ -148,7 +150,6 @@ def test_fp16_and_int8_graphs_are_their_raw_networks_through_the_pipeline(built:
     from acfd_deploy.export.fp16 import convert_fp16
     from acfd_deploy.export.int8 import quantize_int8
     from acfd_deploy.export.onnx_export import set_metadata
-
     from acfd_deploy.fileio import sha256_file
     from acfd_deploy.verify.inputs import parity_inputs
     from acfd_deploy.verify.verifier import Verifier

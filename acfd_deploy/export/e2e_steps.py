@@ -75,9 +75,7 @@ def end2end_steps(opts: ExportOptions) -> list[Step]:
         return []
     what = describe_scales(e2e_scales(opts), opts.keep_ratio)
     precisions = ["fp32"] + (["fp16"] if opts.fp16 else []) + (["int8"] if opts.int8 else [])
-    steps = [
-        Step(f"e2e_{p}", f"wrapping ONNX {p} end to end (uint8 image in, faces out; {what})", build_end2end(p)) for p in precisions
-    ]
+    steps = [Step(f"e2e_{p}", f"wrapping ONNX {p} end to end (uint8 image in, faces out; {what})", build_end2end(p)) for p in precisions]
     if opts.openvino:
         steps += [
             Step(f"e2e_openvino_{p}", f"writing OpenVINO IR of the e2e {p} graph", build_end2end_openvino(p))

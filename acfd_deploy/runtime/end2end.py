@@ -175,5 +175,5 @@ def openvino_runner(path: str | os.PathLike[str], **options: Any) -> Runner:
 
     meta = _metadata(Path(path))
     if is_end2end(meta):
-        return _openvino_class()(path, parse_end2end(meta, str(path)), **options)  # type: ignore[no-any-return]
+        return _openvino_class()(path, parse_end2end(meta, str(path)), **options)
     return OpenVinoRunner(path, **options)

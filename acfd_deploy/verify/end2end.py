@@ -155,8 +155,12 @@ def end2end_images(scales: tuple[tuple[int, int], ...], seed: int = 0) -> list[n
 
 def reference_config(runner: Runner, batch: int = 2) -> DetectorConfig:
     """The pipeline configuration an end-to-end runner was exported with."""
-    info: Any = getattr(runner, "info")
-    return DetectorConfig(scales=tuple(info.scales), keep_ratio=bool(info.keep_ratio), post=PostprocessConfig(**info.post), batch_size=batch)
+    info: Any = getattr(runner, "info", None)
+    if info is None:
+        raise ValueError(f"{runner!r} is not an end-to-end runner (no info)")
+    return DetectorConfig(
+        scales=tuple(info.scales), keep_ratio=bool(info.keep_ratio), post=PostprocessConfig(**info.post), batch_size=batch
+    )
 
 
 class EndToEndVerifier:

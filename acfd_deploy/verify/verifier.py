@@ -9,8 +9,8 @@ import numpy as np
 
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.verify.accuracy import ValidationSet, detection_ap
-from acfd_deploy.verify.end2end import EndToEndVerifier
 from acfd_deploy.verify.compare import detection_match, merge_diffs, merge_matches, tensor_diff
+from acfd_deploy.verify.end2end import EndToEndVerifier
 from acfd_deploy.verify.rules import ApRule, Evidence, Verdict, judge, needs_ap
 
 Outputs = tuple[np.ndarray, np.ndarray]

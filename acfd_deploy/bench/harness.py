@@ -15,7 +15,6 @@ from acfd_deploy.bench.stats import median_of_repeats, summarize
 from acfd_deploy.bench.targets import Target
 from acfd_deploy.bench.timing import TimingPolicy, measure, peak_host_memory_mb, reset_peak_host_memory
 from acfd_deploy.data.synth import synthetic_batch
-from acfd_deploy.errors import AcfdError
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.verify.verifier import Verifier
 
@@ -80,11 +79,9 @@ def _device_of(runner: Runner) -> torch.device | None:
 
 def _timed_call(runner: Runner, batch: np.ndarray) -> Any:
     """The model call only; a PyTorch runner gets its input already on the device, so the
-    figure is the network, not the host-to-device copy (the --ms-test path includes it).
-    An end-to-end graph gets the same scenes as the uint8 [B, H, W, 3] a decoder gives and
-    is timed with its resize, decode and NMS inside (its whole call)."""
-    if runner.outputs == "detections":
-        pixels = np.ascontiguousarray(np.clip(np.rint(batch), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
+    figure is the network, not the host-to-device copy (the --ms-test path includes it)."""
+    if runner.outputs == "detections":  # an end-to-end graph takes the decoded uint8 pixels
+        pixels = np.ascontiguousarray(batch.transpose(0, 2, 3, 1).round().clip(0, 255).astype(np.uint8))
         return lambda: runner.infer_detections(pixels)
     if runner.accepts_torch:
         device_batch = torch.from_numpy(batch).to(_device_of(runner) or "cpu")
@@ -95,10 +92,6 @@ def _timed_call(runner: Runner, batch: np.ndarray) -> Any:
 def _ms_test_call(runner: Runner, jpeg: bytes, batch: int) -> Any:
     from acfd_deploy.pipeline.detector import MS_TEST_SCALES, Detector, DetectorConfig
 
-    scales = tuple(getattr(getattr(runner, "info", None), "scales", MS_TEST_SCALES))
-    if runner.outputs == "detections" and scales != MS_TEST_SCALES:
-        shown = " + ".join(f"{h}x{w}" for h, w in scales)
-        raise AcfdError(f"{runner.name} is an end-to-end graph at {shown}, not the multi-scale test: export it with --end2end --ms-test")
     detector = Detector(runner, DetectorConfig(scales=MS_TEST_SCALES, batch_size=batch))
 
     def call() -> None:

@@ -254,4 +254,11 @@ def detector_from_args(args: argparse.Namespace, prog: str) -> Any:
     backend = backend_for(args.model, getattr(args, "backend", None))
     # OpenVINO's throughput mode runs a batch's images on parallel streams: batch work gains
     options = {"mode": "throughput"} if backend.name == "openvino" and args.batch > 1 else {}
-    return Detector.from_model(args.model, config, device=args.device, backend=backend.name, **options)
+    detector = Detector.from_model(args.model, config, device=args.device, backend=backend.name, **options)
+    info = getattr(detector.runner, "info", None)
+    if detector.runner.outputs == "detections" and info is not None:
+        asked = (config.scales, config.keep_ratio)
+        if asked != (tuple(info.scales), bool(info.keep_ratio)):
+            sizes = " + ".join(f"{h}x{w}" for h, w in info.scales) + (" keep-ratio" if info.keep_ratio else "")
+            print(f"{prog}: {args.model} is an end-to-end graph: it runs at its own scales ({sizes})", file=sys.stderr)
+    return detector

@@ -70,10 +70,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="also end-to-end graphs (NAME.e2e*.onnx, and IR with --openvino): uint8 [B,H,W,3] images in, "
         "num_dets/det_boxes/det_scores out, resize, test scales, decode and NMS inside",
     )
-    what.add_argument("--ms-test", action="store_true", help="--end2end: the paper's multi-scale test (480x645, 640x860, 800x1075) in one graph")
+    what.add_argument(
+        "--ms-test", action="store_true", help="--end2end: the paper's multi-scale test (480x645, 640x860, 800x1075) in one graph"
+    )
     add_imgsz(what, (640, 860), "--end2end: the graph's single test scale (acfd-detect's default)", "--e2e-imgsz")
     what.add_argument(
-        "--keep-ratio", action="store_true", help="--end2end: keep each image's aspect ratio (fit inside the scale, pad with the pixel mean)"
+        "--keep-ratio",
+        action="store_true",
+        help="--end2end: keep each image's aspect ratio (fit inside the scale, pad with the pixel mean)",
     )
     what.add_argument("--calib", type=Path, metavar="DIR", help="calibration images for --int8; default: the bundled synthetic scenes")
     what.add_argument(

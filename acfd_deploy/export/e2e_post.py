@@ -63,7 +63,10 @@ def merge_and_suppress(g: GraphBuilder, per_scale: list[tuple[str, str]], cfg: P
     )
     where = g.op("Gather", [selected, g.const([0, 2])], axis=1)  # (batch, box) of each kept box
     n_kept = g.dim(selected, 0)
-    keep = g.op("ScatterND", [g.op("Mul", [scores, g.const(0.0, np.float32)]), where, g.op("Expand", [g.const(1.0, np.float32), g.unsqueeze(n_kept, [0])])])
+    keep = g.op(
+        "ScatterND",
+        [g.op("Mul", [scores, g.const(0.0, np.float32)]), where, g.op("Expand", [g.const(1.0, np.float32), g.unsqueeze(n_kept, [0])])],
+    )
     kept = g.op("Greater", [keep, g.const(0.5, np.float32)])
     key = g.op("Where", [kept, scores, g.const(-1.0, np.float32)])
     m = g.dim(scores, 1)

@@ -58,7 +58,9 @@ def bilinear_coefficients(g: GraphBuilder, in_size: str, out_size: str) -> tuple
     # Div truncates toward zero; only non-negative results survive the Max, where it floors
     xmin = g.op("Max", [g.op("Div", [num, g.op("Mul", [out_size, two])]), g.const(0)])
     idx = g.op("Add", [g.unsqueeze(xmin, [1]), g.unsqueeze(g.op("Range", [g.const(0), k, one]), [0])])  # [out, k]
-    n = g.op("Sub", [g.op("Mul", [g.op("Add", [g.op("Mul", [idx, two]), one]), out_size]), g.unsqueeze(g.op("Mul", [two_o1, in_size]), [1])])
+    n = g.op(
+        "Sub", [g.op("Mul", [g.op("Add", [g.op("Mul", [idx, two]), one]), out_size]), g.unsqueeze(g.op("Mul", [two_o1, in_size]), [1])]
+    )
     a = g.op("Max", [g.op("Sub", [g.op("Mul", [d, two]), g.op("Abs", [n])]), g.const(0)])
     a = g.op("Where", [g.op("Less", [idx, in_size]), a, g.const(0)])
     s = g.op("ReduceSum", [a, g.const([1])], keepdims=1)

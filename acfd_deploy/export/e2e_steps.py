@@ -29,6 +29,7 @@ def build_end2end(precision: str) -> Callable[[ExportContext], list[Artifact]]:
     def build(ctx: ExportContext) -> list[Artifact]:
         from acfd_deploy.export.end2end import wrap_end_to_end
         from acfd_deploy.export.onnx_export import save_onnx
+        from acfd_deploy.fileio import sha256_file
         from acfd_deploy.model.anchors import min_input_size
 
         raw = ctx.fp32_proto if precision == "fp32" else onnx.load(str(ctx.onnx_files[precision]))
@@ -40,6 +41,10 @@ def build_end2end(precision: str) -> Callable[[ExportContext], list[Artifact]]:
             min_side=min_input_size(ctx.config),
             pixel_mean=tuple(ctx.config.pixel_mean),  # type: ignore[arg-type]
         )
+        network = ctx.onnx_files[precision]
+        for key, value in (("network_file", network.name), ("network_sha256", sha256_file(network))):
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
         onnx.checker.check_model(model, full_check=True)
         path = save_onnx(model, ctx.file(VARIANT_SUFFIX[precision]))
         ctx.onnx_files[f"e2e_{precision}"] = path
@@ -70,9 +75,7 @@ def end2end_steps(opts: ExportOptions) -> list[Step]:
         return []
     what = describe_scales(e2e_scales(opts), opts.keep_ratio)
     precisions = ["fp32"] + (["fp16"] if opts.fp16 else []) + (["int8"] if opts.int8 else [])
-    steps = [
-        Step(f"e2e_{p}", f"wrapping ONNX {p} end to end (uint8 image in, faces out; {what})", build_end2end(p)) for p in precisions
-    ]
+    steps = [Step(f"e2e_{p}", f"wrapping ONNX {p} end to end (uint8 image in, faces out; {what})", build_end2end(p)) for p in precisions]
     if opts.openvino:
         steps += [
             Step(f"e2e_openvino_{p}", f"writing OpenVINO IR of the e2e {p} graph", build_end2end_openvino(p))

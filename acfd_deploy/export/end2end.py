@@ -33,7 +33,6 @@ from acfd_deploy.pipeline.postprocess import PostprocessConfig
 from acfd_deploy.runtime.end2end import GRAPH_END2END, GRAPH_KEY, INPUT_NAME, OUTPUT_NAMES
 
 
-
 def _inline_network(raw: onnx.GraphProto, prefix: str, input_value: str) -> tuple[list[onnx.NodeProto], dict[str, str]]:
     """The raw network's nodes with every value name prefixed, except initializers
     (shared) and the input (wired to ``input_value``); returns the nodes and the
@@ -61,9 +60,7 @@ def _inline_network(raw: onnx.GraphProto, prefix: str, input_value: str) -> tupl
     return nodes, {o.name: prefix + o.name for o in raw.output}
 
 
-def end2end_metadata(
-    scales: tuple[tuple[int, int], ...], keep_ratio: bool, post: PostprocessConfig, min_side: int
-) -> dict[str, str]:
+def end2end_metadata(scales: tuple[tuple[int, int], ...], keep_ratio: bool, post: PostprocessConfig, min_side: int) -> dict[str, str]:
     """What the runner registry reads to know an end-to-end file and run it."""
     contract = {
         "name": INPUT_NAME,
@@ -129,7 +126,7 @@ def wrap_end_to_end(
     model = helper.make_model(graph, opset_imports=list(raw.opset_import), producer_name=raw.producer_name or "acfd-deploy")
     model.ir_version = raw.ir_version
     meta: dict[str, Any] = {p.key: p.value for p in raw.metadata_props}
-    meta.update(end2end_metadata(tuple(tuple(s) for s in scales), keep_ratio, cfg, min_side))  # type: ignore[arg-type]
+    meta.update(end2end_metadata(tuple((int(h), int(w)) for h, w in scales), keep_ratio, cfg, min_side))
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

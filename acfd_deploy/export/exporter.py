@@ -208,9 +208,7 @@ def _manifest(ctx: ExportContext, artifacts: list[Artifact], started: _dt.dateti
             "fp16": opts.fp16,
             "int8": opts.int8,
             "openvino": opts.openvino,
-            "end2end": (
-                {"scales": [list(s) for s in e2e_scales(opts)], "keep_ratio": opts.keep_ratio} if opts.end2end else None
-            ),
+            "end2end": ({"scales": [list(s) for s in e2e_scales(opts)], "keep_ratio": opts.keep_ratio} if opts.end2end else None),
             "calib": ctx.notes.get("calibration_folder") if opts.int8 else None,
             "val_data": str(opts.val_data) if opts.val_data else None,
             "val_count": opts.val_count if opts.int8 else None,

@@ -38,6 +38,8 @@ class EndToEndInfo:
     keep_ratio: bool
     post: dict[str, Any] = field(default_factory=dict)
     min_side: int = 125
+    network_file: str = ""  # the raw ONNX file the graph wraps (its name beside the graph)
+    network_sha256: str = ""
 
     @property
     def max_det(self) -> int:
@@ -58,7 +60,7 @@ def parse_end2end(metadata: dict[str, str], where: str = "the file") -> EndToEnd
         raise AcfdError(f"{where} says it is an end-to-end graph, but its metadata is incomplete or malformed ({exc})") from None
     if not scales:
         raise AcfdError(f"{where} says it is an end-to-end graph, but records no test scale")
-    return EndToEndInfo(scales, keep_ratio, post, min_side)
+    return EndToEndInfo(scales, keep_ratio, post, min_side, metadata.get("network_file", ""), metadata.get("network_sha256", ""))
 
 
 def check_images(images: Any) -> np.ndarray:
@@ -173,5 +175,5 @@ def openvino_runner(path: str | os.PathLike[str], **options: Any) -> Runner:
 
     meta = _metadata(Path(path))
     if is_end2end(meta):
-        return _openvino_class()(path, parse_end2end(meta, str(path)), **options)  # type: ignore[no-any-return]
+        return _openvino_class()(path, parse_end2end(meta, str(path)), **options)
     return OpenVinoRunner(path, **options)

@@ -9,8 +9,8 @@ import numpy as np
 
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.verify.accuracy import ValidationSet, detection_ap
-from acfd_deploy.verify.end2end import EndToEndVerifier
 from acfd_deploy.verify.compare import detection_match, merge_diffs, merge_matches, tensor_diff
+from acfd_deploy.verify.end2end import EndToEndVerifier
 from acfd_deploy.verify.rules import ApRule, Evidence, Verdict, judge, needs_ap
 
 Outputs = tuple[np.ndarray, np.ndarray]
@@ -84,12 +84,20 @@ class Verifier:
         precision = precision or runner.precision
         if runner.outputs == "detections":  # an end-to-end graph: judged on final detections
             return self.end_to_end.verify(runner, precision)
-        return judge(self.evidence(runner, precision), precision, backend)
+        verdict = judge(self.evidence(runner, precision), precision, backend)
+        path = getattr(runner, "path", None)
+        if path is not None and str(path).endswith(".onnx"):
+            from acfd_deploy.fileio import sha256_file
+            from acfd_deploy.verify.end2end import runtime_of
+
+            # an end-to-end graph around this file, in the same runtime, reuses its verdict
+            self.end_to_end.network_verdicts[(sha256_file(path), runtime_of(runner))] = verdict
+        return verdict
 
     @property
     def end_to_end(self) -> EndToEndVerifier:
         """The judge of end-to-end artifacts, sharing this verifier's reference and
         validation set (its reference pipeline runs once per end-to-end configuration)."""
         if self._end_to_end is None:
-            self._end_to_end = EndToEndVerifier(self.ap_reference, validation=self.validation, batch=2)
+            self._end_to_end = EndToEndVerifier(self.ap_reference, validation=self.validation, batch=2, parent=self)
         return self._end_to_end

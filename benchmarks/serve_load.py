@@ -2,6 +2,12 @@
 the same artifact in-process at batch 1, in one run.
 
     .venv/bin/python benchmarks/serve_load.py --model exports/acfd-tiny-demo.onnx
+    .venv/bin/python benchmarks/serve_load.py --model exports/acfd-tiny-demo.onnx \
+        --e2e-model exports/acfd-tiny-demo.e2e.onnx --out benchmarks/results/serve_e2e_cpu
+
+With ``--e2e-model`` (an end-to-end graph, acfd-export --end2end), a second acfd-serve
+serves it as ``acfd``'s engine (its Python only decodes), and each client level runs
+against the raw-engine server and then the end-to-end one, interleaved, in one run.
 
 Starts acfd-serve's server (the same repository and launcher as the command) on free
 127.0.0.1 ports, sends each client's JPEG files as gRPC ``acfd`` requests (bounded: at most
@@ -17,6 +23,7 @@ in the report. Writes ``<out>.json`` and ``<out>.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import io
 import json
@@ -80,6 +87,13 @@ def in_process(
         "p50_ms": round(percentile(latencies, 50) * 1e3, 1),
         "p99_ms": round(percentile(latencies, 99) * 1e3, 1),
     }
+
+
+def probe_scales(model: str, device: str = "cpu") -> tuple[tuple[int, int], ...] | None:
+    """The test scales inside an end-to-end graph (None: a raw network), as acfd-serve reads them."""
+    from acfd_deploy.serve.app import probe_model
+
+    return probe_model(model, device)[2]
 
 
 def network_only(model: str, scale: tuple[int, int], batch: int, rounds: int = 3, device: str = "cpu") -> dict[str, Any]:
@@ -191,28 +205,36 @@ def markdown(result: dict[str, Any]) -> str:
         f"127.0.0.1, closed loop: one request at a time each). Images: {cfg['images']} synthetic {cfg['image_size'][0]}x"
         f"{cfg['image_size'][1]} JPEG scenes.",
         "",
-        "| Path | Clients | Images | Images/s | p50 latency | p99 latency | Mean executed batch | Mean queue |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Path | Engine | Clients | Images | Images/s | p50 latency | p99 latency | Mean executed batch | Mean queue |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for key, when in (("in_process", "before the server"), ("in_process_after", "after the server")):
-        base = result.get(key)
-        if base:
-            lines.append(
-                f"| in-process (decode + Detector, batch 1), {when} | 1 | {base['images']} | {base['images_per_s']:.2f} | "
-                f"{base['p50_ms']:.0f} ms | {base['p99_ms']:.0f} ms | 1 | - |"
-            )
+    for engine, key_before, key_after in (("raw", "in_process", "in_process_after"), ("e2e", "e2e_in_process", "e2e_in_process_after")):
+        for key, when in ((key_before, "before the servers"), (key_after, "after the servers")):
+            base = result.get(key)
+            if base:
+                lines.append(
+                    f"| in-process (decode + Detector, batch 1), {when} | {engine} | 1 | {base['images']} | "
+                    f"{base['images_per_s']:.2f} | {base['p50_ms']:.0f} ms | {base['p99_ms']:.0f} ms | 1 | - |"
+                )
     for lv in result["levels"]:
         batch = f"{lv['mean_batch']:.2f}" if lv["mean_batch"] is not None else "-"
         queue = f"{lv['mean_queue_ms']:.0f} ms" if lv["mean_queue_ms"] is not None else "-"
         lines.append(
-            f"| acfd-serve | {lv['clients']} | {lv['images']} | {lv['images_per_s']:.2f} | {lv['p50_ms']:.0f} ms | {lv['p99_ms']:.0f} ms | "
-            f"{batch} | {queue} |"
+            f"| acfd-serve | {lv.get('engine', 'raw')} | {lv['clients']} | {lv['images']} | {lv['images_per_s']:.2f} | "
+            f"{lv['p50_ms']:.0f} ms | {lv['p99_ms']:.0f} ms | {batch} | {queue} |"
         )
     errors = sum(lv["errors"] for lv in result["levels"])
     lines += [
         "",
         f"Errors: {errors}. Mean executed batch: inferences / executions of `acfd` in Triton's statistics during the level.",
     ]
+    if cfg.get("e2e_model"):
+        lines += [
+            "",
+            f"Engines: raw = `{cfg['model']}` (the network; acfd's Python resizes, post-processes, merges and runs NMS); "
+            f"e2e = `{cfg['e2e_model']}` (the end-to-end graph: acfd's Python only decodes). Both servers were up for the "
+            "whole run; each level ran on the raw one, then on the e2e one.",
+        ]
     net = result.get("network_only")
     if net:
         lines += [
@@ -224,7 +246,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", result["note"]]
     lines += [
         "",
-        f"Reproduce: `.venv/bin/python benchmarks/serve_load.py --model {cfg['model']}`. "
+        f"Reproduce: `.venv/bin/python benchmarks/serve_load.py --model {cfg['model']}"
+        + (f" --e2e-model {cfg['e2e_model']}" if cfg.get("e2e_model") else "")
+        + "`. "
         "Not a timed test: figures vary with machine and load.",
     ]
     return "\n".join(lines) + "\n"
@@ -233,6 +257,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="artifact to serve (.onnx, .pth, .plan)")
+    p.add_argument("--e2e-model", help="an end-to-end graph of the same network (acfd-export --end2end), measured beside --model")
     p.add_argument("--imgsz", nargs=2, type=int, default=list(DEFAULT_SCALE), metavar=("H", "W"), help="test scale")
     p.add_argument("--clients", nargs="+", type=int, default=[1, 4, 16])
     p.add_argument("--requests", type=int, default=96, help="at most this many requests per level")
@@ -261,38 +286,52 @@ def main(argv: list[str] | None = None) -> int:
     network = network_only(args.model, scales[0], args.max_batch, device=args.device)
     print(f"  {network}", flush=True)
 
-    levels = []
-    with tempfile.TemporaryDirectory(prefix="acfd-serve-load-") as stage:
-        repo = write_serve_repository(
-            Path(stage) / "models",
-            args.model,
-            max_batch=args.max_batch,
-            max_queue_delay_us=args.max_queue_delay_us,
-            instances=args.instances,
-            scales=scales,
-            device=args.device,
-            threads=instance_threads(args.instances),
-        )
-        log = Path(stage) / "tritonserver.log"
-        with open(log, "wb") as fh:
-            server = TritonServer(repo, stage, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), stdout=fh, stderr=fh)
-            server.start()
-            try:
-                server.wait_ready(300)
-                import tritonclient.grpc as grpcclient
+    e2e_baseline = None
+    if args.e2e_model:
+        print(f"in-process, end-to-end engine, batch 1 ({args.baseline_images} images) ...", flush=True)
+        e2e_baseline = in_process(args.e2e_model, images, scales, args.baseline_images, args.seconds, args.device)
+        print(f"  {e2e_baseline}", flush=True)
 
-                meta = grpcclient.InferenceServerClient(server.grpc_url).get_server_metadata(as_json=True)
-                load_level(server.grpc_url, images, min(4, args.max_batch), 2 * min(4, args.max_batch), args.seconds)  # warm-up
-                for clients in args.clients:
-                    print(f"{clients} client(s) ...", flush=True)
-                    level = load_level(server.grpc_url, images, clients, args.requests, args.seconds)
-                    print(f"  {level}", flush=True)
-                    levels.append(level)
-            finally:
-                server.stop()
+    levels = []
+    engines = [("raw", args.model)] + ([("e2e", args.e2e_model)] if args.e2e_model else [])
+    with tempfile.TemporaryDirectory(prefix="acfd-serve-load-") as stage, contextlib.ExitStack() as stack:
+        urls = {}
+        for engine, model in engines:
+            graph_scales = probe_scales(model, args.device)
+            repo = write_serve_repository(
+                Path(stage) / engine / "models",
+                model,
+                max_batch=args.max_batch,
+                max_queue_delay_us=args.max_queue_delay_us,
+                instances=args.instances,
+                scales=graph_scales or scales,
+                device=args.device,
+                threads=instance_threads(args.instances),
+                end_to_end_engine=graph_scales is not None,
+            )
+            fh = stack.enter_context(open(Path(stage) / f"tritonserver-{engine}.log", "wb"))
+            server = TritonServer(
+                repo, Path(stage) / engine, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), stdout=fh, stderr=fh
+            )
+            server.start()
+            stack.callback(server.stop)
+            server.wait_ready(300)
+            urls[engine] = server.grpc_url
+        import tritonclient.grpc as grpcclient
+
+        meta = grpcclient.InferenceServerClient(urls["raw"]).get_server_metadata(as_json=True)
+        for url in urls.values():
+            load_level(url, images, min(4, args.max_batch), 2 * min(4, args.max_batch), args.seconds)  # warm-up
+        for clients in args.clients:
+            for engine, url in urls.items():
+                print(f"{clients} client(s), {engine} engine ...", flush=True)
+                level = {"engine": engine, **load_level(url, images, clients, args.requests, args.seconds)}
+                print(f"  {level}", flush=True)
+                levels.append(level)
     print(f"in-process again, batch 1 ({args.baseline_images} images) ...", flush=True)
     baseline_after = in_process(args.model, images, scales, args.baseline_images, args.seconds, args.device)
     print(f"  {baseline_after}", flush=True)
+    e2e_after = in_process(args.e2e_model, images, scales, args.baseline_images, args.seconds, args.device) if args.e2e_model else None
     _, gflops_after = reference_workload(torch.device("cpu"))
     env = environment()
     result = {
@@ -310,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "config": {
             "model": str(args.model),
+            "e2e_model": str(args.e2e_model) if args.e2e_model else None,
             "scales": [list(s) for s in scales],
             "max_batch": args.max_batch,
             "max_queue_delay_us": args.max_queue_delay_us,
@@ -322,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "in_process": baseline,
         "in_process_after": baseline_after,
+        "e2e_in_process": e2e_baseline,
+        "e2e_in_process_after": e2e_after,
         "network_only": network,
         "levels": levels,
         "note": args.note,

@@ -72,6 +72,9 @@ def _sync_device(runner: Runner) -> torch.device | None:
 def _timed_call(runner: Runner, batch: np.ndarray) -> Any:
     """The model call only; a PyTorch runner gets its input already on the device, so the
     figure is the network, not the host-to-device copy (the --ms-test path includes it)."""
+    if runner.outputs == "detections":  # an end-to-end graph takes the decoded uint8 pixels
+        pixels = np.ascontiguousarray(batch.transpose(0, 2, 3, 1).round().clip(0, 255).astype(np.uint8))
+        return lambda: runner.infer_detections(pixels)
     if runner.accepts_torch:
         device_batch = torch.from_numpy(batch).to(runner.device.torch())
         return lambda: runner.infer_torch(device_batch)

@@ -150,5 +150,8 @@ def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Targe
         else:
             options = entry.get("runner_options") or None
             label = f"{path.name} ({entry['precision']})" if options else None
+            details = entry.get("details") or {}
+            if details.get("end2end"):  # its own scales, whatever the run's --imgsz / --ms-test
+                label = f"{path.name} (end to end at {'+'.join(f'{h}x{w}' for h, w in details.get('scales', []))})"
             targets.extend(targets_for(path, opts, backend, options, label))
     return targets, reference

@@ -274,4 +274,9 @@ def detector_from_args(args: argparse.Namespace, prog: str) -> Any:
         args.model = str(demo_weights())
         print(f"{prog}: no --model given: using the bundled demo model (acfd-tiny, trained on synthetic faces only)", file=sys.stderr)
     config = DetectorConfig(scales=scales_from_args(args), keep_ratio=args.keep_ratio, batch_size=args.batch)
-    return Detector.from_model(args.model, config, device=args.device, backend=args.backend)
+    detector = Detector.from_model(args.model, config, device=args.device, backend=args.backend)
+    runner = detector.runner
+    if runner.outputs == "detections" and (config.scales, config.keep_ratio) != (runner.graph_scales, runner.graph_keep_ratio):
+        sizes = " + ".join(f"{h}x{w}" for h, w in runner.graph_scales) + (" keep-ratio" if runner.graph_keep_ratio else "")
+        print(f"{prog}: {args.model} is an end-to-end graph: it runs at its own scales ({sizes})", file=sys.stderr)
+    return detector

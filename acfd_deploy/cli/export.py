@@ -59,6 +59,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="also OpenVINO IR (.xml + .bin) of the fp32 ONNX, run in f32 and bf16, and an int8 IR with --int8",
     )
+    what.add_argument(
+        "--end2end",
+        action="store_true",
+        help="also end-to-end graphs (NAME.e2e*.onnx, and IR with --openvino): uint8 [B,H,W,3] images in, "
+        "num_dets/det_boxes/det_scores out, resize, test scales, decode and NMS inside",
+    )
+    what.add_argument(
+        "--ms-test", action="store_true", help="--end2end: the paper's multi-scale test (480x645, 640x860, 800x1075) in one graph"
+    )
+    add_imgsz(what, (640, 860), "--end2end: the graph's single test scale (acfd-detect's default)", "--e2e-imgsz")
+    what.add_argument(
+        "--keep-ratio",
+        action="store_true",
+        help="--end2end: keep each image's aspect ratio (fit inside the scale, pad with the pixel mean)",
+    )
     what.add_argument("--calib", type=Path, metavar="DIR", help="calibration images for --int8; default: the bundled synthetic scenes")
     what.add_argument(
         "--engine",

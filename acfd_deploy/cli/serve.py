@@ -40,6 +40,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "Serve the acfd-detect pipeline with Triton Inference Server (PyTriton's bundled tritonserver, started here).\n"
         "Model 'acfd' takes an image file's bytes and returns its detections; 'acfd_engine' is the raw network,\n"
         "for triton:// clients (acfd-detect, acfd-eval, acfd-bench --model triton://HOST:PORT/acfd_engine).\n"
+        "With an end-to-end model (NAME.e2e.onnx, acfd-export --end2end), 'acfd' only decodes before the graph and\n"
+        "'acfd_e2e' takes decoded uint8 pixels [n, H, W, 3] in place of 'acfd_engine'.\n"
         "SIGTERM or Ctrl-C: requests in flight are answered, then it exits 0 (within 30 s). See docs/serving.md.",
     )
     model = parser.add_argument_group("model and pipeline")

@@ -24,6 +24,7 @@ import numpy as np
 from acfd_deploy import __version__
 from acfd_deploy.configs import ModelConfig
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.export.e2e_steps import e2e_scales
 from acfd_deploy.export.options import ExportOptions, validate
 from acfd_deploy.export.source import artifact_stem, resolve_model
 from acfd_deploy.export.steps import Artifact, ExportContext, plan_steps
@@ -36,6 +37,7 @@ from acfd_deploy.runtime.registry import load_runner
 from acfd_deploy.runtime.torch_runner import TorchRunner
 from acfd_deploy.staging import check_target, staged_folder
 from acfd_deploy.tritonrepo import choose_artifact, write_model_repository
+from acfd_deploy.tritonrepo.e2e_repo import choose_e2e_artifact
 from acfd_deploy.verify.accuracy import SYNTHETIC_VAL_SEED, ValidationSet, check_enough_faces, read_validation_set, synthetic_validation_set
 from acfd_deploy.verify.inputs import describe, parity_inputs
 from acfd_deploy.verify.verifier import Verifier
@@ -198,6 +200,7 @@ def _manifest(ctx: ExportContext, artifacts: list[Artifact], started: _dt.dateti
             "fp16": opts.fp16,
             "int8": opts.int8,
             "openvino": opts.openvino,
+            "end2end": ({"scales": [list(s) for s in e2e_scales(opts)], "keep_ratio": opts.keep_ratio} if opts.end2end else None),
             "calib": ctx.notes.get("calibration_folder") if opts.int8 else None,
             "val_data": str(opts.val_data) if opts.val_data else None,
             "val_count": opts.val_count if opts.int8 else None,
@@ -252,11 +255,14 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = _log_default) -
 
 def write_triton_repository(opts: ExportOptions, export_dir: Path) -> Path:
     """The verified artifact (a plan where one passed, else the ONNX file) in a model
-    repository for the stock server, staged and swapped in like the export itself."""
+    repository for the stock server, staged and swapped in like the export itself; with
+    it, as ``acfd_e2e``, the verified end-to-end artifact of that precision where the
+    export has one (--end2end)."""
     assert opts.triton_repo is not None
     artifact = choose_artifact(export_dir, opts.triton_precision)
+    e2e = choose_e2e_artifact(export_dir, opts.triton_precision)
     with staged_folder(Path(opts.triton_repo), "acfd-repository.json", "Triton model repository") as stage:
-        write_model_repository(stage.path, artifact, precision=opts.triton_precision, imgsz=opts.imgsz)
+        write_model_repository(stage.path, artifact, precision=opts.triton_precision, imgsz=opts.imgsz, e2e_artifact=e2e)
         return stage.commit()
 
 

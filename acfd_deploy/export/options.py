@@ -23,6 +23,11 @@ class ExportOptions:
     fp16: bool = False
     int8: bool = False
     openvino: bool = False
+    # end-to-end artifacts (uint8 image in, faces out) beside the raw ones, at these scales
+    end2end: bool = False
+    ms_test: bool = False  # the paper's three test scales in one graph, else e2e_imgsz
+    e2e_imgsz: tuple[int, int] = (640, 860)  # acfd-detect's default single scale
+    keep_ratio: bool = False
     calib: Path | None = None  # None: the calibration images bundled with the package
     imgsz: tuple[int, int] = DEFAULT_IMGSZ
     batch: int = 1
@@ -60,6 +65,12 @@ def validate(opts: ExportOptions) -> None:
         raise AcfdError(f"--val-count must be at least 1, got {opts.val_count}")
     if not 13 <= opts.opset <= 23:
         raise AcfdError(f"--opset {opts.opset} is not supported (13..23; default 17)")
+    if (opts.ms_test or opts.keep_ratio or tuple(opts.e2e_imgsz) != (640, 860)) and not opts.end2end:
+        raise AcfdError("--ms-test, --keep-ratio and --e2e-imgsz choose the end-to-end graph's scales; add --end2end or leave them out")
+    if opts.end2end and opts.ms_test and tuple(opts.e2e_imgsz) != (640, 860):
+        raise AcfdError("--ms-test and --e2e-imgsz exclude each other (the multi-scale test has its own three scales)")
+    if min(opts.e2e_imgsz) < 1:
+        raise AcfdError(f"--e2e-imgsz must be positive, got {opts.e2e_imgsz[0]} {opts.e2e_imgsz[1]}")
     if opts.random_init and opts.weights is not None:
         raise AcfdError("--random-init and --model/--weights exclude each other")
     if opts.random_init and not opts.config:

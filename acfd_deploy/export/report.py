@@ -29,6 +29,8 @@ def _need(verdict: dict[str, Any]) -> str:
         return f"match>={required['match_rate']:.0%}"
     if rule == "scores":
         return f"score err<={required['score_abs']:g}"
+    if rule == "end2end":
+        return f"all, IoU>={required['iou']:g}, score err<={required['score_diff']:g}"
     return "-"
 
 
@@ -79,6 +81,11 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
         "Score err: max |score - reference|; Box err: max |box - reference| / max(largest |coordinate| of the box, 1); "
         "Det. match: reference detections (score >= 0.3) found again at the same anchor with IoU >= 0.9 and |score diff| <= 0.02",
     ]
+    if any((a.get("details") or {}).get("end2end") for a in manifest["artifacts"]):
+        lines.append(
+            "e2e artifacts are judged on final detections against the PyTorch pipeline at their own scales "
+            "(Score/Box err: over matched detections; fp32: every detection >= 0.3 at IoU >= 0.99, score within 1e-3, none extra)"
+        )
     note = manifest["weights"].get("note")
     if note:
         lines.append(f"Weights: {note}")

@@ -227,4 +227,6 @@ def plan_steps(opts: ExportOptions, build_trt: bool) -> list[Step]:
         steps.append(Step("openvino", "writing OpenVINO IR (fp32 weights, metadata in rt_info)", build_openvino))
         if opts.int8:
             steps.append(Step("openvino_int8", "quantizing for OpenVINO and writing its int8 IR", build_openvino_int8))
-    return steps
+    from acfd_deploy.export.e2e_steps import end2end_steps
+
+    return steps + end2end_steps(opts)

@@ -85,6 +85,8 @@ class Detector:
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
         """``uint8 [H_i, W_i, 3]`` RGB images of any sizes -> one :class:`Detections` each."""
+        if self.runner.outputs == "detections":
+            return detect_end_to_end(self.runner, images, self.config.batch_size)
         out: list[Detections] = []
         bs = self.config.batch_size
         for start in range(0, len(images), bs):
@@ -130,3 +132,22 @@ class Detector:
         if pending:
             dets = self.detect([img for _, img in pending])
             yield from ((p, d) for (p, _), d in zip(pending, dets))
+
+
+def detect_end_to_end(runner: Runner, images: list[np.ndarray], batch_size: int) -> list[Detections]:
+    """An end-to-end runner's detections: images grouped by size (one graph call takes
+    one ``H x W``), in batches of at most ``batch_size``; the graph does the rest, at the
+    scales and with the post-processing it was exported with (the config's are not used)."""
+    out: list[Detections | None] = [None] * len(images)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(images):
+        groups.setdefault(tuple(np.shape(img)), []).append(i)
+    for members in groups.values():
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            num, boxes, scores = runner.infer_detections(np.stack([images[i] for i in chunk]))
+            for row, i in enumerate(chunk):
+                n = int(num[row, 0])
+                h, w = images[i].shape[:2]
+                out[i] = Detections(boxes[row, :n].astype(np.float32), scores[row, :n].astype(np.float32), h, w)
+    return [d for d in out if d is not None]

@@ -16,6 +16,13 @@ scale so a batch of images of different sizes is one tensor:
   shift. Reach it with ``keep_ratio=True`` (``--keep-ratio``).
 
 Padding up to the minimum side (both policies) also goes bottom/right with the mean.
+
+The resize is Pillow's bilinear filter (antialiased when it shrinks), run as two explicit
+passes, width first, each rounded to uint8: the algorithm of Pillow's ``Resample.c``, with
+the pass order fixed (Pillow itself picks the order per call, which changes the rounding of
+the intermediate image). Fixing it makes the resize a documented function of the image
+alone, which the end-to-end ONNX graph (:mod:`acfd_deploy.export.e2e_pre`) computes
+bit for bit in integer arithmetic.
 """
 
 from __future__ import annotations
@@ -47,6 +54,18 @@ def resize_plan(orig_h: int, orig_w: int, target_h: int, target_w: int, keep_rat
     return Resized(orig_h, orig_w, target_h / orig_h, target_w / orig_w)
 
 
+def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``uint8 [H, W, 3]`` -> ``uint8 [height, width, 3]``: Pillow's bilinear filter, the
+    width pass first, then the height pass (see the module docstring)."""
+    h, w = img.shape[:2]
+    im = Image.fromarray(img)
+    if width != w:
+        im = im.resize((width, h), Image.Resampling.BILINEAR)
+    if height != h:
+        im = im.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(im)
+
+
 def preprocess_batch(
     images: list[np.ndarray],
     size: tuple[int, int],
@@ -70,7 +89,7 @@ def preprocess_batch(
         nw = tw if not keep_ratio else max(1, min(tw, round(w * plan.scale_x)))
         if keep_ratio:  # the factors actually applied after rounding to whole pixels
             plan = Resized(h, w, nh / h, nw / w)
-        resized = img if (nh, nw) == (h, w) else np.asarray(Image.fromarray(img).resize((nw, nh), Image.Resampling.BILINEAR))
+        resized = resize_bilinear(img, nh, nw)
         batch[i, :, :nh, :nw] = resized.transpose(2, 0, 1)
         plans.append(plan)
     return batch, plans

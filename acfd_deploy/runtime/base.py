@@ -63,6 +63,9 @@ class Runner:
         accepts_torch: :meth:`infer_torch` takes torch tensors on ``device`` without host
             copies (PyTorch-backed runners); the others take numpy through :meth:`infer`.
         backend: the registry backend's name, where the registry made the runner.
+        graph_scales, graph_keep_ratio: an end-to-end graph's own test scales (H, W) and
+            resize policy, fixed at export (empty for a raw network, whose scales are the
+            pipeline's choice).
     """
 
     name: str = "runner"
@@ -73,6 +76,8 @@ class Runner:
     outputs: ClassVar[Outputs] = "anchors"
     accepts_torch: ClassVar[bool] = False
     backend: str = ""
+    graph_scales: tuple[tuple[int, int], ...] = ()
+    graph_keep_ratio: bool = False
 
     def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``images float32 [B, 3, H, W]`` 0..255 -> ``(boxes [B, N, 4], scores [B, N])``."""

@@ -130,13 +130,16 @@ class OnnxRuntimeRunner(Runner):
         self.name = name or f"onnxruntime-{self.device.kind}"
         self.min_size, self.pixel_mean = contract_from_metadata(self.session.get_modelmeta().custom_metadata_map)
         inputs, outputs = self.session.get_inputs(), [o.name for o in self.session.get_outputs()]
+        self._check_io([i.name for i in inputs], outputs)
+        self.input_name = inputs[0].name
+        self.output_names = outputs
+
+    def _check_io(self, inputs: list[str], outputs: list[str]) -> None:
         if len(inputs) != 1 or not {"boxes", "scores"} <= set(outputs):
             raise AcfdError(
                 f"{self.path} is not an ACFD model: expected one input (images) and outputs boxes and scores, "
-                f"found inputs {[i.name for i in inputs]} and outputs {outputs}"
+                f"found inputs {inputs} and outputs {outputs}"
             )
-        self.input_name = inputs[0].name
-        self.output_names = outputs
 
     def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images = np.ascontiguousarray(images, dtype=np.float32)

@@ -84,7 +84,7 @@ register(Backend("torch", "acfd_deploy.runtime.torch_runner:checkpoint_runner", 
 register(
     Backend(
         "onnxruntime",
-        "acfd_deploy.runtime.onnx_runner:OnnxRuntimeRunner",
+        "acfd_deploy.runtime.end2end:onnxruntime_runner",
         suffixes=(".onnx",),
         precision="acfd_deploy.runtime.onnx_runner:precision_of",
         install="pip install 'acfd-deploy[cpu]' (or [gpu] for CUDA)",
@@ -118,7 +118,7 @@ register(
 register(
     Backend(
         "openvino",
-        "acfd_deploy.runtime.openvino_runner:OpenVinoRunner",
+        "acfd_deploy.runtime.end2end:openvino_runner",
         suffixes=(".xml", ".onnx"),
         devices=("cpu",),
         precision="acfd_deploy.runtime.openvino_model:file_precision",

@@ -5,7 +5,9 @@
   models (``models/``) around acfd-deploy's runners, launched by :class:`TritonServer`.
 * The repository writers themselves (:func:`write_model_repository` for the stock server,
   :func:`choose_artifact`, :func:`provenance`, ...) live in :mod:`acfd_deploy.tritonrepo`,
-  below both acfd-export and acfd-serve; they are re-exported here.
+  below both acfd-export and acfd-serve; they are re-exported here. With an end-to-end
+  artifact (acfd-export --end2end) the stock repository gets ``acfd_e2e``: the graph itself,
+  decoded pixels in, faces out, no Python backend.
 * The ``triton://host:port/model`` client runner lives in the runtime layer
   (``acfd_deploy.runtime.triton_runner``), reached through the runner registry.
 

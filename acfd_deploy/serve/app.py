@@ -30,7 +30,7 @@ from acfd_deploy.fileio import require_file
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.runtime.device import parse_device
 from acfd_deploy.runtime.registry import backend_for, is_url, load_runner
-from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE
+from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, E2E, END_TO_END, ENGINE
 from acfd_deploy.tritonrepo.repository import check_common, instance_threads, write_serve_repository
 
 EXIT_STOPPED = 0
@@ -94,10 +94,25 @@ def resolve_model(options: ServeOptions, prog: str = "acfd-serve") -> str:
     return model
 
 
-def probe_model(model: str, device: str, max_batch: int = 1) -> tuple[str, int]:
-    """Load the model once, as each served instance will: ``(precision, min_size)``."""
+def probe_model(model: str, device: str, max_batch: int = 1) -> tuple[str, int, tuple[tuple[int, int], ...] | None]:
+    """Load the model once, as each served instance will: ``(precision, min_size,
+    scales)``, ``scales`` the test scales inside an end-to-end graph (None: a raw network)."""
     with load_runner(model, device=device, batch=max_batch) as runner:
-        return runner.precision, runner.min_size
+        scales = runner.graph_scales if runner.outputs == "detections" else None
+        return runner.precision, runner.min_size, scales
+
+
+def end_to_end_scales(options: ServeOptions, graph_scales: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """An end-to-end graph runs the scales it was exported with: asking for others is bad
+    input (the graph cannot change them), the default is replaced by the graph's own."""
+    asked = tuple(tuple(s) for s in options.scales)
+    if asked not in (graph_scales, (DEFAULT_SCALE,)) or options.keep_ratio:
+        shown = " + ".join(f"{h}x{w}" for h, w in graph_scales)
+        raise AcfdError(
+            f"the end-to-end model runs the test scale(s) it was exported with ({shown}); leave out --imgsz, --ms-test and "
+            "--keep-ratio, or export again with acfd-export --end2end and those flags"
+        )
+    return graph_scales
 
 
 class _Stop:
@@ -140,7 +155,11 @@ def serve(options: ServeOptions, prog: str = "acfd-serve") -> int:
         found.require_passed()
     find_tritonserver()  # a missing install before the slow part
     stub_numpy_site()
-    precision, min_size = probe_model(model, options.device, options.max_batch)
+    precision, min_size, graph_scales = probe_model(model, options.device, options.max_batch)
+    scales = options.scales if graph_scales is None else end_to_end_scales(options, graph_scales)
+    models = (END_TO_END, ENGINE) if graph_scales is None else (END_TO_END, E2E)
+    if graph_scales is not None:
+        _say(prog, f"end-to-end model: resizing, test scale(s) and NMS run inside the graph; model '{E2E}' takes decoded pixels")
 
     threads = instance_threads(options.instances)
     stage = Path(tempfile.mkdtemp(prefix="acfd-serve-"))
@@ -153,13 +172,14 @@ def serve(options: ServeOptions, prog: str = "acfd-serve") -> int:
             max_batch=options.max_batch,
             max_queue_delay_us=options.max_queue_delay_us,
             instances=options.instances,
-            scales=options.scales,
+            scales=scales,
             keep_ratio=options.keep_ratio,
             conf=options.conf,
             device=str(parse_device(options.device)),
             precision=precision,
             threads=threads,
             min_size=min_size,
+            end_to_end_engine=graph_scales is not None,
         )
         server = TritonServer(
             repo,
@@ -173,14 +193,18 @@ def serve(options: ServeOptions, prog: str = "acfd-serve") -> int:
         stop.server = server
         if stop.requested:  # a signal between start() and here
             server.terminate()
-        _say(prog, f"starting tritonserver on {options.host} (models {END_TO_END}, {ENGINE})")
+        _say(prog, f"starting tritonserver on {options.host} (models {', '.join(models)})")
         started = time.monotonic()
         server.wait_ready(options.ready_timeout_s, should_stop=lambda: stop.requested)
         if not stop.requested:
             print(
                 f"{prog}: ready in {time.monotonic() - started:.0f} s: HTTP http://{server.http_url}, gRPC {server.grpc_url}, "
-                f"metrics {server.metrics_url}; model '{END_TO_END}' (image bytes -> detections), '{ENGINE}' "
-                f"(triton://{server.grpc_url}/{ENGINE})",
+                f"metrics {server.metrics_url}; model '{END_TO_END}' (image bytes -> detections), "
+                + (
+                    f"'{ENGINE}' (triton://{server.grpc_url}/{ENGINE})"
+                    if graph_scales is None
+                    else f"'{E2E}' (decoded uint8 pixels -> detections)"
+                ),
                 flush=True,
             )
         code = server.wait()

@@ -206,3 +206,62 @@ class EndToEndHandler:
             out.append(pack_detections(dets[start : start + len(imgs)], self.conf))
             start += len(imgs)
         return out
+
+
+# ---------------------------------------------------------------- acfd_e2e (decoded pixels)
+
+
+def check_pixels(images: np.ndarray | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An end-to-end engine's input, per request: uint8 ``[b, H, W, 3]`` RGB, not empty.
+    Triton checks dtype and rank against the config first; this is what it cannot check
+    (a zero-sized side) and the same words where a client skips Triton's checks."""
+    if images is None:
+        raise RequestError("the request has no input 'images'")
+    if images.dtype != np.uint8:
+        raise RequestError(f"input 'images' must be UINT8 decoded pixels, got {images.dtype}")
+    if images.ndim != 4 or images.shape[3] != 3:
+        raise RequestError(f"input 'images' must be [batch, H, W, 3] RGB, got shape {list(images.shape)}")
+    if min(images.shape) < 1:
+        raise RequestError(f"input 'images' is empty: shape {list(images.shape)}")
+    h, w = images.shape[1:3]
+    if h * w > max_pixels:
+        raise RequestError(f"input 'images' is {h}x{w} = {h * w} pixels, more than the {max_pixels} allowed")
+    return images
+
+
+class PixelsHandler:
+    """``acfd_e2e``: decoded ``uint8 [b, H, W, 3]`` per request -> the end-to-end engine's
+    ``num_dets``, ``det_boxes``, ``det_scores`` as they are (the graph resized, merged the
+    scales and suppressed). Requests of one size go through one ``infer_detections`` call."""
+
+    def __init__(self, runner: Runner, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        if runner.outputs != "detections":
+            raise AcfdError(f"{runner.name} is a raw network; acfd_e2e needs an end-to-end model (acfd-export --end2end)")
+        self.runner = runner
+        self.max_pixels = max_pixels
+
+    def __call__(self, inputs: Sequence[np.ndarray | None]) -> list[dict[str, np.ndarray] | RequestError]:
+        results: list[dict[str, np.ndarray] | RequestError | None] = [None] * len(inputs)
+        groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
+        for i, images in enumerate(inputs):
+            try:
+                checked = check_pixels(images, self.max_pixels)
+            except RequestError as exc:
+                results[i] = exc
+                continue
+            groups.setdefault(tuple(checked.shape[1:]), []).append((i, checked))
+        for members in groups.values():
+            answers = run_isolated(members, self._run)
+            for (i, _), answer in zip(members, answers):
+                results[i] = answer
+        return [r if r is not None else RequestError("no result (internal error)", internal=True) for r in results]
+
+    def _run(self, members: list[tuple[int, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        arrays = [a for _, a in members]
+        num, boxes, scores = self.runner.infer_detections(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
+        out, start = [], 0
+        for a in arrays:
+            end = start + len(a)
+            out.append({"num_dets": num[start:end], "det_boxes": boxes[start:end], "det_scores": scores[start:end]})
+            start = end
+        return out

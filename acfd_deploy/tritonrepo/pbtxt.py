@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 END_TO_END = "acfd"
 ENGINE = "acfd_engine"
+# the end-to-end artifact (acfd-export --end2end) as a model of its own: decoded pixels in
+E2E = "acfd_e2e"
 DEFAULT_MAX_BATCH = 8
 DEFAULT_QUEUE_DELAY_US = 2000
 MAX_DETECTIONS = 100  # rows of the end-to-end model's detection outputs (zero-padded)
@@ -74,6 +76,42 @@ END_TO_END_OUTPUTS = [
     _tensor("det_boxes", "TYPE_FP32", [MAX_DETECTIONS, 4]),
     _tensor("det_scores", "TYPE_FP32", [MAX_DETECTIONS]),
 ]
+
+
+def e2e_inputs_outputs(max_det: int = MAX_DETECTIONS) -> tuple[list[str], list[str]]:
+    """``acfd_e2e``'s tensors: the end-to-end graph's own (batch dimension from
+    ``max_batch_size``). Triton's dynamic batcher merges only requests of equal H and W."""
+    inputs = [_tensor("images", "TYPE_UINT8", [-1, -1, 3])]
+    outputs = [
+        _tensor("num_dets", "TYPE_INT32", [1]),
+        _tensor("det_boxes", "TYPE_FP32", [max_det, 4]),
+        _tensor("det_scores", "TYPE_FP32", [max_det]),
+    ]
+    return inputs, outputs
+
+
+def e2e_config(
+    *,
+    head: Sequence[str],
+    comment: Iterable[str],
+    max_batch: int,
+    queue_delay_us: int,
+    instance_group: str,
+    params: Mapping[str, str],
+    max_det: int = MAX_DETECTIONS,
+    warmup_hw: tuple[int, int] | None = None,
+) -> str:
+    tail: list[str] = []
+    if warmup_hw is not None:  # the first real request should not pay for the session's first run
+        h, w = warmup_hw
+        tail = [
+            "model_warmup [ {",
+            '  name: "zeros" batch_size: 1',
+            f'  inputs {{ key: "images" value {{ data_type: TYPE_UINT8 dims: [ {h}, {w}, 3 ] zero_data: true }} }}',
+            "} ]",
+        ]
+    inputs, outputs = e2e_inputs_outputs(max_det)
+    return _config_text(E2E, comment, head, max_batch, inputs, outputs, queue_delay_us, instance_group, params, tail)
 
 
 def engine_config(

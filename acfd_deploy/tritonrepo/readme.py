@@ -6,10 +6,57 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from acfd_deploy.tritonrepo.pbtxt import END_TO_END, ENGINE, MAX_DETECTIONS
+from acfd_deploy.tritonrepo.pbtxt import E2E, END_TO_END, ENGINE, MAX_DETECTIONS
+
+# the client the README gives for acfd_e2e; tests run it against a server (URL, FILE replaced)
+E2E_CLIENT = """import numpy as np
+import tritonclient.http as httpclient
+from PIL import Image, ImageOps
+
+URL, FILE = "localhost:8000", "photo.jpg"
+# EXIF orientation applied, RGB: acfd-detect's decoding of a JPEG (for transparency and
+# 16-bit files, acfd_deploy.pipeline.io.decode_image does all of it)
+image = ImageOps.exif_transpose(Image.open(FILE)).convert("RGB")
+pixels = np.asarray(image, dtype=np.uint8)[None]  # [1, H, W, 3]
+
+client = httpclient.InferenceServerClient(URL)
+images = httpclient.InferInput("images", list(pixels.shape), "UINT8")
+images.set_data_from_numpy(pixels)
+result = client.infer("acfd_e2e", [images])
+n = int(result.as_numpy("num_dets")[0, 0])
+for (x1, y1, x2, y2), score in zip(result.as_numpy("det_boxes")[0, :n], result.as_numpy("det_scores")[0, :n]):
+    print(f"{score:.3f} {x1:.1f} {y1:.1f} {x2:.1f} {y2:.1f}")
+"""
 
 
-def repository_readme(record: Mapping[str, Any], facts: Mapping[str, Any], end_to_end: bool, instances: int) -> str:
+def _e2e_section(e2e: Mapping[str, Any]) -> list[str]:
+    scales = e2e.get("scales")
+    shown = " + ".join(f"{h}x{w}" for h, w in scales) if scales else "the scales it was exported with"
+    return [
+        f"## `{E2E}`: image to faces with no Python backend",
+        "",
+        f"`{E2E}/1/{e2e['file']}` is `{e2e['artifact']}` (sha256 `{e2e['sha256'][:16]}...`), the end-to-end graph of",
+        f"acfd-export --end2end, platform `{e2e['platform']}`: the stock server runs it with its own backend, nothing of",
+        f"acfd-deploy installed. The graph resizes each image to {shown}, normalizes, runs the network, decodes,",
+        "keeps the top 1,000 per scale with score > 0.08, maps boxes back to the image's pixels, merges the scales and",
+        f"runs NMS (IoU 0.55), top {e2e['max_det']}. A client sends decoded pixels (uint8, 4x less than float32) and",
+        "reads the faces:",
+        "",
+        "```python",
+        *E2E_CLIENT.rstrip("\n").split("\n"),
+        "```",
+        "",
+        "Requests are `images` UINT8 [n, H, W, 3] (several images of one size per request work too). Triton's dynamic",
+        f"batcher merges only requests of the same H and W (max batch {e2e['max_batch_size']}); requests of other sizes run",
+        "as batches of their own, so batching pays off for same-size streams (a camera, a resized feed). A wrong",
+        "dtype, rank or channel count is refused by the server against config.pbtxt, for that request only.",
+        "",
+    ]
+
+
+def repository_readme(
+    record: Mapping[str, Any], facts: Mapping[str, Any], end_to_end: bool, instances: int, e2e: Mapping[str, Any] | None = None
+) -> str:
     """How to run this repository on the stock server, scale it out and use it."""
     plan = record["platform"] == "tensorrt_plan"
     lines = [
@@ -27,6 +74,11 @@ def repository_readme(record: Mapping[str, Any], facts: Mapping[str, Any], end_t
         lines.append(
             f"| `{END_TO_END}` | `image` BYTES [1]: a JPEG/PNG/BMP/WebP file's bytes | `num_dets` INT32 [1], "
             f"`det_boxes` FP32 [{MAX_DETECTIONS}, 4] image pixels, `det_scores` FP32 [{MAX_DETECTIONS}] |"
+        )
+    if e2e:
+        lines.append(
+            f"| `{E2E}` | `images` UINT8 [H, W, 3] RGB as decoded | `num_dets` INT32 [1], `det_boxes` FP32 "
+            f"[{e2e['max_det']}, 4] image pixels, `det_scores` FP32 [{e2e['max_det']}] |"
         )
     lines += ["", "## Run", ""]
     if plan:
@@ -59,6 +111,8 @@ def repository_readme(record: Mapping[str, Any], facts: Mapping[str, Any], end_t
         "are those of the same file run in-process.",
         "",
     ]
+    if e2e:
+        lines += _e2e_section(e2e)
     if end_to_end:
         lines += [
             f"## The end-to-end model `{END_TO_END}`",

@@ -29,7 +29,16 @@ from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
 from acfd_deploy.runtime.registry import is_url
 from acfd_deploy.tritonrepo.params import BLS_PREFIX, LOCAL_ENGINE, ModelParams
-from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE, end_to_end_config, engine_config
+from acfd_deploy.tritonrepo.pbtxt import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_QUEUE_DELAY_US,
+    E2E,
+    END_TO_END,
+    ENGINE,
+    e2e_config,
+    end_to_end_config,
+    engine_config,
+)
 
 # the Python-backend models' source files, shipped as package data of acfd_deploy.serve
 # (they import the serving glue at run time, inside Triton); read here as bytes, not imported
@@ -75,7 +84,7 @@ def check_repository_dir(repo_dir: str | os.PathLike[str]) -> None:
     if repo.exists() and not repo.is_dir():
         raise AcfdError(f"{repo} exists and is not a folder")
     if repo.is_dir():
-        ours = {END_TO_END, ENGINE, "README.md", "acfd-repository.json"}
+        ours = {END_TO_END, ENGINE, E2E, "README.md", "acfd-repository.json"}
         foreign = sorted(p.name for p in repo.iterdir() if p.name not in ours and not p.name.startswith("."))
         if foreign:
             raise AcfdError(f"{repo} already holds {', '.join(foreign[:3])}: give an empty or new folder for the model repository")
@@ -107,6 +116,49 @@ def write_end_to_end(repo: Path, params: ModelParams, *, max_batch: int, queue_d
     _write_python_model(repo, END_TO_END, END_TO_END, text)
 
 
+def _write_raw_engine(repo: Path, params: ModelParams, shown: str, max_batch: int, queue_delay_us: int, instances: int) -> None:
+    _write_python_model(
+        repo,
+        ENGINE,
+        ENGINE,
+        engine_config(
+            head=['backend: "python"'],
+            comment=[
+                "acfd_engine: the raw ACFD network, images FP32 [3,-1,-1] RGB 0..255 -> boxes [-1,4], scores [-1].",
+                "Written by acfd-serve for PyTriton's bundled tritonserver, which has only the Python backend:",
+                f"this model runs {shown} in the backend's Python process with acfd-deploy's runner.",
+                "For the stock server, acfd-export --triton-repo writes the engine as onnxruntime_onnx / tensorrt_plan.",
+            ],
+            max_batch=max_batch,
+            queue_delay_us=queue_delay_us,
+            instance_group=f"{{ count: {instances} kind: KIND_CPU }}",
+            params=params.to_parameters(),
+        ),
+    )
+
+
+def _write_pixels_model(repo: Path, params: ModelParams, shown: str, max_batch: int, queue_delay_us: int, instances: int) -> None:
+    _write_python_model(
+        repo,
+        E2E,
+        E2E,
+        e2e_config(
+            head=['backend: "python"'],
+            comment=[
+                "acfd_e2e: the end-to-end graph, images UINT8 [-1,-1,3] RGB as decoded -> num_dets, det_boxes, det_scores.",
+                "Written by acfd-serve for PyTriton's bundled tritonserver, which has only the Python backend:",
+                f"this model runs {shown} in the backend's Python process with acfd-deploy's runner. The stock server",
+                "runs the same file with no Python (acfd-export --end2end --triton-repo: onnxruntime_onnx / tensorrt_plan).",
+                "The dynamic batcher merges only requests of the same H and W.",
+            ],
+            max_batch=max_batch,
+            queue_delay_us=queue_delay_us,
+            instance_group=f"{{ count: {instances} kind: KIND_CPU }}",
+            params=params.to_parameters(),
+        ),
+    )
+
+
 def write_serve_repository(
     repo_dir: str | os.PathLike[str],
     model: str | os.PathLike[str],
@@ -122,6 +174,7 @@ def write_serve_repository(
     min_size: int = DEFAULT_MIN_SIZE,
     threads: int = 0,
     end_to_end_via_bls: bool = False,
+    end_to_end_engine: bool = False,
 ) -> Path:
     """The repository acfd-serve hands its bundled server. ``acfd_engine``: a Python-backend
     model running ``model`` (any reference acfd-detect takes: a file, made absolute, or a
@@ -129,31 +182,24 @@ def write_serve_repository(
     stock server's ONNX Runtime / TensorRT backends, which the bundled server lacks.
     ``acfd``: the end-to-end model (the stock repository's model.py), running the model in
     its own process; with ``end_to_end_via_bls`` it calls ``acfd_engine`` through BLS
-    instead, exactly as on the stock server (to test that path here)."""
+    instead, exactly as on the stock server (to test that path here).
+
+    ``end_to_end_engine``: ``model`` is an end-to-end graph (acfd-export --end2end), which
+    has no raw network to serve: ``acfd_e2e`` (decoded pixels in, faces out, the stock
+    repository's contract) takes the place of ``acfd_engine``, and ``acfd`` only decodes
+    before the graph."""
     check_common(max_batch, max_queue_delay_us, instances)
+    if end_to_end_engine and end_to_end_via_bls:
+        raise AcfdError("an end-to-end engine has no raw network for acfd to call through BLS")
     repo = Path(repo_dir)
     artifact = str(model) if is_url(model) else str(Path(model).resolve())
     shown = artifact if is_url(model) else Path(artifact).name
-    fresh_dir(repo, [END_TO_END, ENGINE])
+    fresh_dir(repo, [END_TO_END, ENGINE, E2E])
     engine_params = ModelParams(artifact=artifact, device=device, precision=precision, min_size=min_size, threads=threads)
-    _write_python_model(
-        repo,
-        ENGINE,
-        ENGINE,
-        engine_config(
-            head=['backend: "python"'],
-            comment=[
-                "acfd_engine: the raw ACFD network, images FP32 [3,-1,-1] RGB 0..255 -> boxes [-1,4], scores [-1].",
-                "Written by acfd-serve for PyTriton's bundled tritonserver, which has only the Python backend:",
-                f"this model runs {shown} in the backend's Python process with acfd-deploy's runner.",
-                "For the stock server, acfd-export --triton-repo writes the engine as onnxruntime_onnx / tensorrt_plan.",
-            ],
-            max_batch=max_batch,
-            queue_delay_us=max_queue_delay_us,
-            instance_group=f"{{ count: {instances} kind: KIND_CPU }}",
-            params=engine_params.to_parameters(),
-        ),
-    )
+    if end_to_end_engine:
+        _write_pixels_model(repo, engine_params, shown, max_batch, max_queue_delay_us, instances)
+    else:
+        _write_raw_engine(repo, engine_params, shown, max_batch, max_queue_delay_us, instances)
     e2e = ModelParams(
         artifact="" if end_to_end_via_bls else artifact,
         device=device,

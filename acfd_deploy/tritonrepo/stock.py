@@ -24,11 +24,12 @@ from acfd_deploy.manifest import MANIFEST_VERSION, read_manifest
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
 from acfd_deploy.runtime.plan import PLAN_SUFFIXES, read_sidecar
+from acfd_deploy.tritonrepo.e2e_repo import e2e_facts, is_e2e_entry, write_e2e_model
 from acfd_deploy.tritonrepo.params import BLS_PREFIX, ModelParams
-from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, END_TO_END, ENGINE, engine_config, pbtxt_string
+from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, E2E, END_TO_END, ENGINE, engine_config, pbtxt_string
 from acfd_deploy.tritonrepo.readme import repository_readme
 from acfd_deploy.tritonrepo.repository import check_common, fresh_dir, write_end_to_end, write_text
-from acfd_deploy.tritonrepo.verified import CHANGED, FAILED, OLD_MANIFEST, PASSED, UNVERIFIED, provenance
+from acfd_deploy.tritonrepo.verified import recorded_sha
 
 
 def onnx_min_size(path: Path) -> int:
@@ -84,23 +85,16 @@ def choose_artifact(export_dir: str | os.PathLike[str], precision: str = "fp32",
     candidates = {
         a["kind"]: out / a["path"]
         for a in manifest["artifacts"]
-        if a.get("precision") == precision and a.get("kind") in ("onnx", "tensorrt") and a.get("passed") is True and a.get("path")
+        if a.get("precision") == precision
+        and a.get("kind") in ("onnx", "tensorrt")
+        and a.get("passed") is True
+        and a.get("path")
+        and not is_e2e_entry(a)  # the end-to-end files go to acfd_e2e
     }
     for kind in ("tensorrt", "onnx") if prefer_plan else ("onnx",):
         if kind in candidates and candidates[kind].is_file():
             return candidates[kind]
     raise AcfdError(f"{out} holds no verified {precision} ONNX or TensorRT artifact (see its export.json)")
-
-
-def _recorded_sha(artifact: Path) -> str | None:
-    """The sha256 the ``export.json`` beside the artifact records for it (None where no
-    manifest lists it); bad input if it lists it as failed, unverified or changed since."""
-    found = provenance(artifact)
-    if found.state in (FAILED, UNVERIFIED, OLD_MANIFEST):
-        raise AcfdError(f"{artifact.name} is not put in a model repository: {found.status()}")
-    if found.state == CHANGED:
-        raise AcfdError(f"{artifact.name} does not match the sha256 in its export.json: it changed after it was verified")
-    return found.recorded_sha256 if found.state == PASSED else None
 
 
 def write_model_repository(
@@ -115,6 +109,7 @@ def write_model_repository(
     end_to_end: bool = False,
     scales: tuple[tuple[int, int], ...] = (DEFAULT_SCALE,),
     keep_ratio: bool = False,
+    e2e_artifact: str | os.PathLike[str] | None = None,
 ) -> Path:
     """A model repository for the stock ``tritonserver --model-repository DIR``.
 
@@ -124,11 +119,16 @@ def write_model_repository(
     it. ``max_batch_size``: ``max_batch``, or the plan's profile (which also caps it), or
     :data:`DEFAULT_MAX_BATCH` for ONNX. ``imgsz`` (H, W): the warm-up request's size.
     ``end_to_end`` adds ``acfd`` (Python backend, BLS to the engine; needs acfd-deploy
-    installed in the server's Python). Returns the repository folder.
+    installed in the server's Python). ``e2e_artifact`` (a verified end-to-end file,
+    acfd-export --end2end) adds ``acfd_e2e``: decoded pixels in, faces out, no Python
+    backend (:mod:`acfd_deploy.tritonrepo.e2e_repo`). Returns the repository folder.
     """
     artifact = require_file(artifact_path, "artifact")
-    recorded = _recorded_sha(artifact)  # before anything is written
+    recorded = recorded_sha(artifact)  # before anything is written
     facts = _artifact_facts(artifact)
+    if e2e_artifact is not None:  # its refusals too
+        recorded_sha(Path(e2e_artifact))
+        e2e_facts(Path(e2e_artifact))
     if precision is not None and precision != facts["precision"]:
         raise AcfdError(f"{artifact.name} is {facts['precision']}, not {precision}")
     profile = facts["profile"]
@@ -144,7 +144,7 @@ def write_model_repository(
     if imgsz is None and profile is not None:
         warmup_hw = (int(profile["opt"][2]), int(profile["opt"][3]))
     repo = Path(repo_dir)
-    fresh_dir(repo, [ENGINE, END_TO_END])
+    fresh_dir(repo, [ENGINE, END_TO_END, E2E])
 
     target = repo / ENGINE / "1" / facts["file"]
     with atomic_path(target) as tmp:
@@ -188,6 +188,17 @@ def write_model_repository(
             instances=instances,
             where="Needs acfd-deploy (and torch) installed in the server's Python; see README.md.",
         )
+    e2e_model = None
+    if e2e_artifact is not None:
+        e2e_model = write_e2e_model(
+            repo,
+            Path(e2e_artifact),
+            max_batch=batch,
+            instances=instances,
+            queue_delay_us=max_queue_delay_us,
+            warmup_hw=warmup_hw,
+            precision=facts["precision"],
+        )
     record = {
         "format": "acfd-triton-repository/1",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -199,8 +210,9 @@ def write_model_repository(
         "profile": profile,
         "tensorrt_version": facts.get("tensorrt_version"),
         "gpu": facts.get("gpu"),
-        "models": [ENGINE, *([END_TO_END] if end_to_end else [])],
+        "models": [ENGINE, *([END_TO_END] if end_to_end else []), *([E2E] if e2e_model else [])],
+        **({E2E: {k: e2e_model[k] for k in ("artifact", "sha256", "platform", "max_batch_size")}} if e2e_model else {}),
     }
     write_text(repo / "acfd-repository.json", json.dumps(record, indent=2) + "\n")
-    write_text(repo / "README.md", repository_readme(record, facts, end_to_end, instances))
+    write_text(repo / "README.md", repository_readme(record, facts, end_to_end, instances, e2e_model))
     return repo

@@ -123,3 +123,14 @@ def provenance(reference: str | os.PathLike[str]) -> Provenance:
     passed = entry.get("passed")
     state = PASSED if passed is True else FAILED if passed is False else UNVERIFIED
     return Provenance(str(reference), state, manifest_path, entry, digest)
+
+
+def recorded_sha(artifact: Path) -> str | None:
+    """The sha256 the ``export.json`` beside the artifact records for it (None where no
+    manifest lists it); bad input if it lists it as failed, unverified or changed since."""
+    found = provenance(artifact)
+    if found.state in (FAILED, UNVERIFIED, OLD_MANIFEST):
+        raise AcfdError(f"{artifact.name} is not put in a model repository: {found.status()}")
+    if found.state == CHANGED:
+        raise AcfdError(f"{artifact.name} does not match the sha256 in its export.json: it changed after it was verified")
+    return found.recorded_sha256 if found.state == PASSED else None

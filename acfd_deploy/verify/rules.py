@@ -229,8 +229,13 @@ def rules_for(precision: str, backend: str = "") -> tuple[Rule, ...]:
 
 def judge(evidence: Evidence, precision: str, backend: str = "") -> Verdict:
     """The verdict of the first rule in the chain that can judge; unverified otherwise."""
+    return judge_with(evidence, rules_for(precision, backend))
+
+
+def judge_with(evidence: Evidence, rules: tuple[Rule, ...]) -> Verdict:
+    """The verdict of the first rule in ``rules`` that can judge; unverified otherwise."""
     reasons: list[str] = []
-    for rule in rules_for(precision, backend):
+    for rule in rules:
         outcome = rule.judge(evidence)
         if isinstance(outcome, Verdict):
             if reasons:  # a fallback decided: say why the stronger rule could not

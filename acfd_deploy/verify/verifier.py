@@ -10,6 +10,7 @@ import numpy as np
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.verify.accuracy import ValidationSet, detection_ap
 from acfd_deploy.verify.compare import detection_match, merge_diffs, merge_matches, tensor_diff
+from acfd_deploy.verify.end2end import EndToEndVerifier
 from acfd_deploy.verify.rules import ApRule, Evidence, Verdict, judge, needs_ap
 
 Outputs = tuple[np.ndarray, np.ndarray]
@@ -45,6 +46,7 @@ class Verifier:
         self.batch = max(1, batch)
         self._reference_outputs: list[Outputs] | None = None
         self._reference_ap: float | None = None
+        self._end_to_end: EndToEndVerifier | None = None
 
     @property
     def reference_outputs(self) -> list[Outputs]:
@@ -80,4 +82,22 @@ class Verifier:
     def verify(self, runner: Runner, precision: str | None = None, backend: str = "") -> Verdict:
         """The verdict for ``runner`` (its own precision unless given)."""
         precision = precision or runner.precision
-        return judge(self.evidence(runner, precision), precision, backend)
+        if runner.outputs == "detections":  # an end-to-end graph: judged on final detections
+            return self.end_to_end.verify(runner, precision)
+        verdict = judge(self.evidence(runner, precision), precision, backend)
+        path = getattr(runner, "path", None)
+        if path is not None and str(path).endswith(".onnx"):
+            from acfd_deploy.fileio import sha256_file
+            from acfd_deploy.verify.end2end import runtime_of
+
+            # an end-to-end graph around this file, in the same runtime, reuses its verdict
+            self.end_to_end.network_verdicts[(sha256_file(path), runtime_of(runner))] = verdict
+        return verdict
+
+    @property
+    def end_to_end(self) -> EndToEndVerifier:
+        """The judge of end-to-end artifacts, sharing this verifier's reference and
+        validation set (its reference pipeline runs once per end-to-end configuration)."""
+        if self._end_to_end is None:
+            self._end_to_end = EndToEndVerifier(self.ap_reference, validation=self.validation, batch=2, parent=self)
+        return self._end_to_end

@@ -4,13 +4,12 @@ frames (the graph runs its own scales; the table labels them)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from acfd_deploy.bench.harness import BenchPlan, _ms_test_call, _timed_call
 from acfd_deploy.pipeline.detector import MS_TEST_SCALES
 from acfd_deploy.runtime.base import Runner
+from acfd_deploy.runtime.end2end import EndToEndInfo
 
 
 class Recording(Runner):
@@ -20,7 +19,7 @@ class Recording(Runner):
 
     def __init__(self, scales: tuple[tuple[int, int], ...]) -> None:
         self.name, self.precision, self.min_size = "recording-e2e", "fp32", 1
-        self.info = SimpleNamespace(scales=scales)
+        self.end2end = EndToEndInfo(scales=scales, keep_ratio=False)
         self.seen: list[np.ndarray] = []
 
     def infer_detections(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

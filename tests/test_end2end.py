@@ -120,7 +120,7 @@ def test_fp32_multi_scale_is_one_graph_with_weights_stored_once(built: dict) -> 
     assert raw_bytes < ms_bytes < raw_bytes * 1.1  # the copies share the weights
     assert sum(n.op_type == "Conv" for n in ms.graph.node) == 3 * sum(n.op_type == "Conv" for n in raw.graph.node)
     runner = load_runner(built["files"]["ms"], device="cpu")
-    assert runner.info.scales == MS_SCALES
+    assert runner.end2end.scales == MS_SCALES
     verifier = EndToEndVerifier(built["reference"], images=end2end_images(MS_SCALES)[:2])  # a batch of two
     verdict = verifier.verify(runner)
     assert verdict.passed is True, verdict.to_dict()
@@ -201,7 +201,7 @@ def test_registry_tells_end_to_end_files_by_metadata(built: dict, tmp_path: Path
     renamed.write_bytes(built["files"]["e2e"].read_bytes())
     runner = load_runner(renamed, device="cpu")
     assert isinstance(runner, OnnxEndToEndRunner)
-    assert runner.info.scales == (SCALE,) and runner.info.max_det == 100 and runner.info.post["nms_iou"] == 0.55
+    assert runner.end2end.scales == (SCALE,) and runner.end2end.max_det == 100 and runner.end2end.post["nms_iou"] == 0.55
     meta = {p.key: p.value for p in onnx.load(str(renamed), load_external_data=False).metadata_props}
     assert meta["graph"] == "end2end" and json.loads(meta["input"])["dtype"] == "uint8"
 

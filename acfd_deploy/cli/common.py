@@ -275,8 +275,8 @@ def detector_from_args(args: argparse.Namespace, prog: str) -> Any:
         print(f"{prog}: no --model given: using the bundled demo model (acfd-tiny, trained on synthetic faces only)", file=sys.stderr)
     config = DetectorConfig(scales=scales_from_args(args), keep_ratio=args.keep_ratio, batch_size=args.batch)
     detector = Detector.from_model(args.model, config, device=args.device, backend=args.backend)
-    runner = detector.runner
-    if runner.outputs == "detections" and (config.scales, config.keep_ratio) != (runner.graph_scales, runner.graph_keep_ratio):
-        sizes = " + ".join(f"{h}x{w}" for h, w in runner.graph_scales) + (" keep-ratio" if runner.graph_keep_ratio else "")
+    graph = detector.runner.end2end
+    if graph is not None and (config.scales, config.keep_ratio) != (tuple(graph.scales), graph.keep_ratio):
+        sizes = " + ".join(f"{h}x{w}" for h, w in graph.scales) + (" keep-ratio" if graph.keep_ratio else "")
         print(f"{prog}: {args.model} is an end-to-end graph: it runs at its own scales ({sizes})", file=sys.stderr)
     return detector

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -34,6 +35,8 @@ from acfd_deploy.runtime.device import Device
 
 if TYPE_CHECKING:  # torch is imported only by the runners that use it
     import torch
+
+    from acfd_deploy.runtime.end2end import EndToEndInfo
 
 # The smallest input side of an ACFD network with six pyramid levels (a config with other
 # levels says its own through ``acfd_deploy.model.anchors.min_input_size``). The runtime
@@ -63,9 +66,11 @@ class Runner:
         accepts_torch: :meth:`infer_torch` takes torch tensors on ``device`` without host
             copies (PyTorch-backed runners); the others take numpy through :meth:`infer`.
         backend: the registry backend's name, where the registry made the runner.
-        graph_scales, graph_keep_ratio: an end-to-end graph's own test scales (H, W) and
-            resize policy, fixed at export (empty for a raw network, whose scales are the
-            pipeline's choice).
+        path: the artifact's file, where there is one (not for a server or an in-memory
+            model).
+        end2end: what an end-to-end graph was built with (its test scales, resize policy,
+            post-processing, the raw network it wraps); None for a raw network, whose scales
+            are the pipeline's choice.
     """
 
     name: str = "runner"
@@ -76,8 +81,8 @@ class Runner:
     outputs: ClassVar[Outputs] = "anchors"
     accepts_torch: ClassVar[bool] = False
     backend: str = ""
-    graph_scales: tuple[tuple[int, int], ...] = ()
-    graph_keep_ratio: bool = False
+    path: Path | None = None
+    end2end: EndToEndInfo | None = None
 
     def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``images float32 [B, 3, H, W]`` 0..255 -> ``(boxes [B, N, 4], scores [B, N])``."""

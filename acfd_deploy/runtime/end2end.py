@@ -86,8 +86,7 @@ class OnnxEndToEndRunner(OnnxRuntimeRunner):
 
     def __init__(self, path: str | os.PathLike[str], info: EndToEndInfo | None = None, **options: Any) -> None:
         super().__init__(path, **options)
-        self.info = info or parse_end2end(onnx_metadata(self.path), str(self.path))
-        self.graph_scales, self.graph_keep_ratio = tuple(self.info.scales), self.info.keep_ratio
+        self.end2end = info or parse_end2end(onnx_metadata(self.path), str(self.path))
         self.min_size = 1  # the graph resizes and pads itself
         self.name = f"{self.name}-e2e"
 
@@ -121,8 +120,7 @@ def _openvino_class() -> type:
         def __init__(self, path: str | os.PathLike[str], info: EndToEndInfo, **options: Any) -> None:
             options.pop("static_shapes", None)  # one graph for every image size
             super().__init__(path, **options)
-            self.info = info
-            self.graph_scales, self.graph_keep_ratio = tuple(info.scales), info.keep_ratio
+            self.end2end = info
             self.min_size = 1
             self.name = f"{self.name}-e2e"
 

@@ -96,6 +96,8 @@ def _load_errors(ort: Any) -> tuple[type[BaseException], ...]:
 class OnnxRuntimeRunner(Runner):
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])``."""
 
+    path: Path  # always a file for this runner
+
     def __init__(
         self,
         path: str | os.PathLike[str],

@@ -49,6 +49,8 @@ class OpenVinoRunner(Runner):
     this CPU). ``threads``: ``None`` uses all cores.
     ``static_shapes``: compile once per input shape (see the module docstring)."""
 
+    path: Path  # always a file for this runner
+
     def __init__(
         self,
         path: str | os.PathLike[str],

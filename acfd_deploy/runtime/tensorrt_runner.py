@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ def _import_backend() -> tuple[Any, Any]:
 
 class TensorRTRunner(Runner):
     """``infer(images [B,3,H,W] float32 0..255) -> (boxes [B,N,4], scores [B,N])``."""
+
+    path: Path  # always a file for this runner
 
     _runner: Any = None  # Polygraphy's TrtRunner once activated; None again once closed
 

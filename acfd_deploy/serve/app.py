@@ -98,7 +98,7 @@ def probe_model(model: str, device: str, max_batch: int = 1) -> tuple[str, int, 
     """Load the model once, as each served instance will: ``(precision, min_size,
     scales)``, ``scales`` the test scales inside an end-to-end graph (None: a raw network)."""
     with load_runner(model, device=device, batch=max_batch) as runner:
-        scales = runner.graph_scales if runner.outputs == "detections" else None
+        scales = tuple(runner.end2end.scales) if runner.end2end is not None else None
         return runner.precision, runner.min_size, scales
 
 

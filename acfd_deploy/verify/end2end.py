@@ -113,7 +113,7 @@ class EndToEndRule:
         match = evidence.match
         if match.reference == 0:
             return f"no reference detection scores >= {DET_SCORE_THRESHOLD} on the verification images"
-        extra = getattr(match, "extra", 0)
+        extra = match.extra if isinstance(match, EndToEndMatch) else 0
         ok = match.matched == match.reference and extra == 0
         required = {"match_rate": 1.0, "iou": self.iou, "score_diff": self.score_diff, "extra": 0}
         return Verdict(self.name, Status.PASS if ok else Status.FAIL, evidence, required)
@@ -155,7 +155,7 @@ def end2end_images(scales: tuple[tuple[int, int], ...], seed: int = 0) -> list[n
 
 def reference_config(runner: Runner, batch: int = 2) -> DetectorConfig:
     """The pipeline configuration an end-to-end runner was exported with."""
-    info: Any = getattr(runner, "info", None)
+    info = runner.end2end
     if info is None:
         raise ValueError(f"{runner!r} is not an end-to-end runner (no info)")
     return DetectorConfig(
@@ -229,9 +229,8 @@ class EndToEndVerifier:
 
     def _network_of(self, runner: Runner) -> Path | None:
         """The raw file the graph wraps, where it lies beside it unchanged."""
-        info: Any = getattr(runner, "info", None)
-        path = getattr(runner, "path", None)
-        name, digest = getattr(info, "network_file", ""), getattr(info, "network_sha256", "")
+        info, path = runner.end2end, runner.path
+        name, digest = (info.network_file, info.network_sha256) if info is not None else ("", "")
         if self.parent is None or path is None or not name or not digest:
             return None
         candidate = Path(path).with_name(name)

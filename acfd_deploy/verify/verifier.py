@@ -85,8 +85,8 @@ class Verifier:
         if runner.outputs == "detections":  # an end-to-end graph: judged on final detections
             return self.end_to_end.verify(runner, precision)
         verdict = judge(self.evidence(runner, precision), precision, backend)
-        path = getattr(runner, "path", None)
-        if path is not None and str(path).endswith(".onnx"):
+        path = runner.path
+        if path is not None and path.suffix == ".onnx":
             from acfd_deploy.fileio import sha256_file
             from acfd_deploy.verify.end2end import runtime_of
 

@@ -22,6 +22,7 @@ def _bench():  # noqa: ANN202
     spec = importlib.util.spec_from_file_location("serve_failover", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("serve_failover", module)  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -83,7 +84,9 @@ def test_drain_timeout_reaches_the_server_and_is_checked(capsys: pytest.CaptureF
     from acfd_deploy.errors import AcfdError
     from acfd_deploy.serve.app import ServeOptions
 
-    assert main(["--drain-timeout", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["--drain-timeout", "0"])
+    assert exit_.value.code == 2
     assert "--drain-timeout" in capsys.readouterr().err
     with pytest.raises(AcfdError, match="drain-timeout"):
         ServeOptions(drain_timeout_s=0).check()

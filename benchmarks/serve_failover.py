@@ -163,13 +163,15 @@ class Replica:
     ports: list[int] = field(default_factory=lambda: [free_port() for _ in range(3)])
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    started_at: float = 0.0
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "acfd_deploy.cli.serve", "--imgsz", *map(str, self.imgsz), "--drain-timeout", "20"]
+        cmd = [sys.executable, "-m", "acfd_deploy.cli.serve", "--imgsz", *map(str, self.imgsz)]
         cmd += ["--http-port", str(self.ports[0]), "--grpc-port", str(self.ports[1]), "--metrics-port", str(self.ports[2])]
         paths = (str(ROOT), os.environ.get("PYTHONPATH", ""))
         env = {**os.environ, "ACFD_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
         self.starts += 1
+        self.started_at = time.monotonic()
         log = open(self.folder / f"{self.name}-{self.starts}.log", "wb")  # noqa: SIM115  (the process keeps it)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.folder, stdin=subprocess.DEVNULL)
 
@@ -181,8 +183,9 @@ class Replica:
             return False
 
     def wait_ready(self, timeout_s: float) -> float:
-        """Seconds until ready; an error (with the log's tail) if it exits or takes too long."""
-        t0 = time.monotonic()
+        """Seconds from its start until ready; an error (with the log's tail) if it exits or
+        takes too long."""
+        t0 = self.started_at
         while time.monotonic() - t0 < timeout_s:
             if self.proc is None or self.proc.poll() is not None:
                 break
@@ -190,6 +193,11 @@ class Replica:
                 return time.monotonic() - t0
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not get ready:\n{self.log_tail()}")
+
+    def server_exit(self) -> int | None:
+        """tritonserver's own exit code, as acfd-serve logged it (-9: killed after the drain timeout)."""
+        found = re.findall(r"tritonserver exit(?:ed on its own with)? code (-?\d+)", self.log_tail())
+        return int(found[-1]) if found else None
 
     def log_tail(self) -> str:
         logs = sorted(self.folder.glob(f"{self.name}-*.log"))
@@ -421,6 +429,7 @@ def run(args: argparse.Namespace, haproxy: str, folder: Path) -> dict[str, Any]:
                 drained = [t for t, s, st, _, tt in balancer.requests if s == name and st == 200 and t < t0 < t + tt]
                 event.update(
                     exit_code=code,
+                    tritonserver_exit_code=r.server_exit(),
                     exited_after_s=_after(t0, t_exit),
                     marked_down_after_s=_after(t0, down),
                     sent_to_it_after_signal=len(routed),
@@ -429,7 +438,8 @@ def run(args: argparse.Namespace, haproxy: str, folder: Path) -> dict[str, Any]:
                 marks[f"{action}:{name}:end"] = max(t_exit, down or t_exit)
             elif action == "restart":
                 r.start()
-                ready = time.time() + r.wait_ready(max(1.0, deadline - time.monotonic()))
+                r.wait_ready(max(1.0, deadline - time.monotonic()))
+                ready = time.time()
                 while balancer.first_state(name, "UP", t0) is None and time.monotonic() < deadline:
                     time.sleep(0.1)
                 first = None
@@ -552,7 +562,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     lines += ["| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for e in result["events"]:
-        code = "" if e.get("exit_code") is None else f" (code {e['exit_code']})"
+        code = "" if e.get("exit_code") is None else f" (code {e['exit_code']}, tritonserver {e.get('tritonserver_exit_code')})"
         exit_ = _s(e.get("exited_after_s")) + code if e["action"] != "restart" else "-"
         lines.append(
             f"| {e['action']} {e['replica']} | {e['at_s']:.1f} s | {exit_} | {_s(e.get('marked_down_after_s'))} | "

@@ -1,12 +1,14 @@
 """Replicas behind a real load balancer: the HAProxy configuration the failover benchmark
 uses (checked by haproxy itself), its answer check, acfd-serve's drain timeout, and the
 benchmark's two-replica case (SIGKILL under load, restart, SIGTERM) run for real: nothing
-lost, nothing wrong. Skips with the reason where haproxy or the Triton server is missing."""
+lost, nothing wrong (opt-in: ACFD_FAILOVER_TEST=1, it takes minutes). Skips with the reason
+where haproxy or the Triton server is missing."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +101,11 @@ def test_drain_timeout_reaches_the_server_and_is_checked(capsys: pytest.CaptureF
     assert "--exit-timeout-secs=7" in server.command(ROOT) and server.kill_after_s == 11
 
 
+@pytest.mark.skipif(
+    os.environ.get("ACFD_FAILOVER_TEST") != "1",
+    reason="starts two replicas and restarts one: 1-3 min on 2 cores (185 s measured on a loaded machine), over the "
+    "suite's budget; set ACFD_FAILOVER_TEST=1 to run it",
+)
 def test_two_replicas_behind_haproxy_lose_no_request(tmp_path: Path) -> None:
     """The benchmark's --quick case: SIGKILL one replica's server under load, restart it,
     then SIGTERM the other; every request answered (HAProxy's and the client's retries

@@ -427,6 +427,7 @@ def run(args: argparse.Namespace, haproxy: str, folder: Path) -> dict[str, Any]:
                 down = balancer.first_state(name, "DOWN", t0)
                 routed = [t for t, s, st, *_ in balancer.requests if s == name and st == 200 and t >= t0]
                 drained = [t for t, s, st, _, tt in balancer.requests if s == name and st == 200 and t < t0 < t + tt]
+                moved = [t for t, s, _, n, tt in balancer.requests if s != name and n > 0 and t < t0 < t + tt]
                 event.update(
                     exit_code=code,
                     tritonserver_exit_code=r.server_exit(),
@@ -434,6 +435,7 @@ def run(args: argparse.Namespace, haproxy: str, folder: Path) -> dict[str, Any]:
                     marked_down_after_s=_after(t0, down),
                     sent_to_it_after_signal=len(routed),
                     in_flight_answered_by_it=len(drained),
+                    in_flight_retried_elsewhere_by_haproxy=len(moved),
                 )
                 marks[f"{action}:{name}:end"] = max(t_exit, down or t_exit)
             elif action == "restart":
@@ -557,8 +559,8 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| fault | at | replica exit | HAProxy marks down | sent to it after | in flight, answered | ready | HAProxy marks up "
-        "| first request |",
+        "| fault | at | replica exit | HAProxy marks down | sent to it after | in flight: answered / retried elsewhere | ready "
+        "| HAProxy marks up | first request |",
     ]
     lines += ["| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for e in result["events"]:
@@ -566,14 +568,15 @@ def markdown(result: dict[str, Any]) -> str:
         exit_ = _s(e.get("exited_after_s")) + code if e["action"] != "restart" else "-"
         lines.append(
             f"| {e['action']} {e['replica']} | {e['at_s']:.1f} s | {exit_} | {_s(e.get('marked_down_after_s'))} | "
-            f"{e.get('sent_to_it_after_signal', '-')} | {e.get('in_flight_answered_by_it', '-')} | {_s(e.get('ready_after_s'))} | "
+            f"{e.get('sent_to_it_after_signal', '-')} | {e.get('in_flight_answered_by_it', '-')} / "
+            f"{e.get('in_flight_retried_elsewhere_by_haproxy', '-')} | {_s(e.get('ready_after_s'))} | "
             f"{_s(e.get('marked_up_after_s'))} | {_s(e.get('first_request_after_s'))} |"
         )
     lines += [
         "",
         "Times in the fault table are from the signal (or the restart command). Sent to it after: requests HAProxy "
-        "accepted after the signal and the dying replica answered; in flight, answered: requests it held at the signal "
-        "and answered (drained); both from HAProxy's log.",
+        "accepted after the signal and the dying replica answered; in flight: requests it held at the signal that it "
+        "answered (drained) or that HAProxy retried on another replica (a crash); all from HAProxy's log.",
         f"In-process Detector in the same run (decode + network + post-processing, the model's load included): "
         f"{result['in_process_ms_per_image']:.0f} ms per image; replicas ready after "
         + ", ".join(f"{n} {t:.0f} s" for n, t in result["startup_s"].items())

@@ -3,6 +3,8 @@
 #   scripts/setup.sh           the package with ONNX Runtime (CPU)
 #   scripts/setup.sh --serve   the same plus Triton serving (acfd-serve) and OpenVINO
 #   scripts/setup.sh --dev     all of the above plus the test and lint tools (what CI runs)
+#   scripts/setup.sh --failover  --serve plus Debian's haproxy, for benchmarks/serve_failover.py
+#                              and its test (apt-get: needs root; nothing else uses haproxy)
 # torch is pinned first to 2.13.0 so that a CPU machine takes the CPU build instead of
 # resolving an unpinned "torch" to a multi-GB CUDA wheel. On a GPU machine, install the
 # torch build you want first, then `pip install -e '.[gpu,tensorrt]'` (never both cpu and gpu).
@@ -14,7 +16,8 @@ case "$mode" in
   "") ;;
   --serve) extras="cpu,openvino,serve" ;;
   --dev) extras="cpu,openvino,serve,dev" ;;
-  *) echo "usage: scripts/setup.sh [--serve|--dev]" >&2; exit 2 ;;
+  --failover) extras="cpu,openvino,serve" ;;
+  *) echo "usage: scripts/setup.sh [--serve|--dev|--failover]" >&2; exit 2 ;;
 esac
 PY=${PYTHON:-python3}
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
@@ -31,4 +34,11 @@ if [[ "$extras" == *serve* ]]; then
   .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('pytriton') is None)" \
     || "${pip[@]}" --no-deps "nvidia-pytriton==0.7.0"
   .venv/bin/python -m acfd_deploy.serve.stubenv >/dev/null 2>&1 || .venv/bin/python -m acfd_deploy.serve.stubenv --install >/dev/null
+fi
+if [[ "$mode" == --failover ]] && ! command -v haproxy >/dev/null && [[ ! -x /usr/sbin/haproxy ]]; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "scripts/setup.sh --failover: haproxy is missing and installing it needs root: sudo apt-get install -y haproxy" >&2
+    exit 1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
 fi

@@ -18,7 +18,7 @@ MAX_LINES = 400
 # lowest first; a unit may import units of its own layer or any layer below it
 LAYERS: list[set[str]] = [
     {"errors", "fileio", "envinfo", "resources"},
-    {"configs", "boxes", "fold", "staging"},
+    {"configs", "boxes", "fold", "staging", "k8s"},
     {"model", "reparam", "checkpoint", "calibrate", "cost", "card"},
     {"runtime", "data"},
     {"pipeline", "eval"},

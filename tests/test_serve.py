@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -427,16 +428,30 @@ def test_stock_end_to_end_model_via_bls_on_the_bundled_server(
         server.stop()
 
 
+def _ready_status(http: str) -> int | str:
+    try:
+        with urllib.request.urlopen(f"http://{http}/v2/health/ready", timeout=1) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError as exc:  # draining Triton resets new connections
+        return type(exc).__name__
+
+
 def test_sigterm_drains_in_flight_requests(served: Served, images: dict[str, Path], reference: dict) -> None:
-    """SIGTERM to acfd-serve with requests in flight: every one is answered correctly, then
-    it exits 0 within 30 s. (Last in the module: it stops the shared server.)"""
+    """SIGTERM to acfd-serve with requests in flight: readiness stops answering 200 at once
+    (a balancer's health check takes the replica out while it drains), every request in
+    flight is answered correctly, then it exits 0 within 30 s. (Last in the module: it
+    stops the shared server.)"""
     client = served.client()
     answers: list[tuple[Any, Any]] = []
+    answered_at: list[float] = []
     lock = threading.Condition()
 
     def callback(result: Any, error: Any) -> None:
         with lock:
             answers.append((result, error))
+            answered_at.append(time.monotonic())
             lock.notify_all()
 
     # a few seconds of work queued at once, and no more: Triton's 25 s exit timeout must also
@@ -451,8 +466,14 @@ def test_sigterm_drains_in_flight_requests(served: Served, images: dict[str, Pat
     assert in_flight > 0, "every request was answered before SIGTERM: nothing was in flight"
     sent = time.monotonic()
     assert served.proc is not None
+    assert _ready_status(served.http) == 200
     served.proc.send_signal(signal.SIGTERM)
-    code = served.proc.wait(timeout=35)
+    not_ready_at = None
+    while served.proc.poll() is None and time.monotonic() - sent < 35:
+        if not_ready_at is None and _ready_status(served.http) != 200:
+            not_ready_at = time.monotonic()
+        time.sleep(0.05)
+    code = served.proc.wait(timeout=max(1.0, 35 - (time.monotonic() - sent)))
     elapsed = time.monotonic() - sent
     with lock:
         assert lock.wait_for(lambda: len(answers) == n, timeout=10)
@@ -462,6 +483,8 @@ def test_sigterm_drains_in_flight_requests(served: Served, images: dict[str, Pat
         for i in range(per_request):
             assert_same_detections(reference["a.jpg"], *_detections(result, i), "drained request")
     assert code == 0 and elapsed < 30, (code, elapsed)
+    assert not_ready_at is not None and not_ready_at - sent < 1.0, "readiness still 200 a second after SIGTERM"
+    assert not_ready_at < max(answered_at), "readiness turned false only after the drain (a balancer would keep routing)"
     assert "acfd-serve: stopped" in served.log.read_text(errors="replace")
     with pytest.raises(Exception):  # noqa: B017  (gone: any client error will do)
         client.is_server_live(client_timeout=2)

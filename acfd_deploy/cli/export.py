@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from acfd_deploy.cli.common import EXIT_OK, add_device, add_imgsz, any_int, make_parser, number, options_from_args, positive_int, run
-from acfd_deploy.errors import CheckFailed
+from acfd_deploy.errors import AcfdError, CheckFailed
 from acfd_deploy.verify.rules import Outcome
 
 PROG = "acfd-export"
+K8S_BESIDE = Path("<beside the repository>")  # --k8s without a folder
 
 
 _gib = number(float, "a positive size in GiB", above=0)
@@ -126,10 +127,30 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         default="fp32",
         help="which verified artifact goes into --triton-repo (a TensorRT plan where one passed, else the ONNX file)",
     )
+    triton.add_argument(
+        "--k8s",
+        nargs="?",
+        const=K8S_BESIDE,
+        type=Path,
+        metavar="DIR",
+        help="also Kubernetes manifests for --triton-repo (Deployment, Service, PodDisruptionBudget, HPA, PVC, KServe "
+        "InferenceService, README) in DIR; default: DIR beside the repository, named <triton-repo>-k8s",
+    )
+    triton.add_argument("--k8s-image", metavar="IMAGE", help="the tritonserver image the manifests name (never pulled here)")
+    triton.add_argument("--k8s-gpus", type=int, metavar="N", help="nvidia.com/gpu per pod (default: 1 for a TensorRT plan, else 0)")
     gpu = p.add_argument_group("TensorRT")
     add_device(gpu, help="the GPU that builds and runs TensorRT engines; cpu skips them")
     gpu.add_argument("--workspace", type=_gib, default=4.0, metavar="GIB", help="TensorRT builder workspace limit in GiB")
     return p
+
+
+def _k8s_dir(args: argparse.Namespace) -> Path | None:
+    if args.k8s is None or args.k8s != K8S_BESIDE:
+        return args.k8s
+    if args.triton_repo is None:
+        raise AcfdError("--k8s writes manifests for the Triton model repository: add --triton-repo DIR")
+    repo = Path(args.triton_repo)
+    return repo.with_name(f"{repo.name}-k8s")
 
 
 def _body(args: argparse.Namespace) -> int:
@@ -137,7 +158,7 @@ def _body(args: argparse.Namespace) -> int:
     from acfd_deploy.export.options import ExportOptions
     from acfd_deploy.export.report import format_table, summary_lines
 
-    opts = options_from_args(ExportOptions, args, simplify=not args.no_simplify)
+    opts = options_from_args(ExportOptions, args, simplify=not args.no_simplify, k8s_dir=_k8s_dir(args))
     print(f"{PROG}: exporting to {opts.out}/", flush=True)
     result = run_export(opts)
     manifest = result.manifest
@@ -149,6 +170,8 @@ def _body(args: argparse.Namespace) -> int:
     print(f"Artifacts and figures: {result.out / 'export.json'}")
     if result.triton_repo is not None:
         print(f"Triton model repository: {result.triton_repo} (how to run it: {result.triton_repo / 'README.md'})")
+    if result.k8s_dir is not None:
+        print(f"Kubernetes manifests: {result.k8s_dir} (kubectl apply -k {result.k8s_dir}; see {result.k8s_dir / 'README.md'})")
     unverified = result.status == Outcome.UNVERIFIED.value
     if result.status == Outcome.FAILED.value or (unverified and opts.strict):
         bad = [a["name"] for a in manifest["artifacts"] if a["passed"] is not True and (a["passed"] is False or opts.strict)]

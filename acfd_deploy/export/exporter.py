@@ -52,6 +52,7 @@ class ExportResult:
     status: str  # passed | failed | unverified
     kept_previous: bool  # a failed export left the previous verified export in --out
     triton_repo: Path | None = None  # the model repository written for the stock Triton server
+    k8s_dir: Path | None = None  # Kubernetes manifests for that repository
 
     @property
     def passed(self) -> bool | None:
@@ -250,7 +251,24 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = _log_default) -
     if opts.triton_repo is not None and accepted:
         with timer.step("triton_repo", f"writing the Triton model repository {opts.triton_repo}"):
             result.triton_repo = write_triton_repository(opts, where)
+    if opts.k8s_dir is not None and result.triton_repo is not None:
+        with timer.step("k8s", f"writing Kubernetes manifests {opts.k8s_dir}"):
+            result.k8s_dir = write_k8s(opts, result.triton_repo)
     return result
+
+
+def write_k8s(opts: ExportOptions, repo: Path) -> Path:
+    """Manifests for the stock server on ``repo``: its models and its artifact's sha256
+    (the pod annotation that rolls the pods when a new export is applied)."""
+    from acfd_deploy.k8s import DEFAULT_TRITON_IMAGE, K8sOptions, manifest_files, read_repository_record, triton_workload, write_manifests
+
+    assert opts.k8s_dir is not None
+    record = read_repository_record(repo)
+    plan = record.get("platform") == "tensorrt_plan"
+    gpus = opts.k8s_gpus if opts.k8s_gpus is not None else int(plan)
+    k8s = K8sOptions(image=opts.k8s_image or DEFAULT_TRITON_IMAGE, gpus=gpus)
+    files = manifest_files(k8s, triton_workload(record, k8s), kserve_uri=f"pvc://{k8s.claim}/", what=f"the Triton repository {repo.name}")
+    return write_manifests(opts.k8s_dir, files)
 
 
 def write_triton_repository(opts: ExportOptions, export_dir: Path) -> Path:

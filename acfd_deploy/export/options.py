@@ -39,6 +39,9 @@ class ExportOptions:
     out: Path = DEFAULT_OUT
     triton_repo: Path | None = None  # also write a model repository for the stock Triton server
     triton_precision: str = "fp32"  # which verified artifact goes into it
+    k8s_dir: Path | None = None  # also Kubernetes manifests for the repository (needs triton_repo)
+    k8s_image: str | None = None  # the tritonserver image they name (None: the release acfd-deploy was checked with)
+    k8s_gpus: int | None = None  # nvidia.com/gpu per pod (None: 1 for a TensorRT plan, else 0)
     seed: int = 0
     parity_images: int = 4
     calib_limit: int | None = None
@@ -82,6 +85,8 @@ def validate(opts: ExportOptions) -> None:
         raise AcfdError("--engine tensorrt builds TensorRT engines on a GPU; --device cpu contradicts it")
     if opts.triton_repo is not None:
         _validate_triton(opts)
+    if opts.k8s_dir is not None:
+        _validate_k8s(opts)
     if opts.openvino:
         import importlib.util
 
@@ -109,3 +114,22 @@ def _validate_triton(opts: ExportOptions) -> None:
         raise AcfdError(f"--triton-precision {opts.triton_precision} needs --{opts.triton_precision} (or it is not exported)")
     check_repository_dir(opts.triton_repo)
     check_target(Path(opts.triton_repo), "acfd-repository.json", "Triton model repository")
+
+
+def _validate_k8s(opts: ExportOptions) -> None:
+    """The manifests describe the Triton repository, so they need one, in another folder."""
+    from acfd_deploy.k8s.render import MARKER
+    from acfd_deploy.staging import check_target
+
+    assert opts.k8s_dir is not None
+    if opts.triton_repo is None:
+        raise AcfdError("--k8s writes manifests for the Triton model repository: add --triton-repo DIR")
+    k8s = Path(opts.k8s_dir).absolute()
+    if k8s == Path(opts.triton_repo).absolute() or Path(opts.triton_repo).absolute() in k8s.parents:
+        # Triton takes every folder of a repository for a model, and refuses to start on one that is not
+        raise AcfdError("--k8s DIR must be outside --triton-repo (Triton would take it for a model)")
+    if k8s == Path(opts.out).absolute():
+        raise AcfdError("--k8s DIR must be another folder than --out")
+    if opts.k8s_gpus is not None and opts.k8s_gpus < 0:
+        raise AcfdError(f"--k8s-gpus must not be negative, got {opts.k8s_gpus}")
+    check_target(k8s, MARKER, "Kubernetes manifest folder")

@@ -7,7 +7,7 @@ as passed), the bundled server and its stub's numpy, then the model itself (load
 here, so a bad file is not a model-load failure buried in the server's log). Then the
 repository is written into a temporary folder, PyTriton's bundled ``tritonserver`` runs on
 it, and SIGTERM or Ctrl-C stop it gracefully: in-flight requests are answered, then it
-exits within 30 s (:mod:`acfd_deploy.serve.server`).
+exits within the drain timeout and a few seconds (:mod:`acfd_deploy.serve.server`).
 
 Exit codes: 0 stopped by a signal (a server's normal end), 1 the server died on its own,
 2 bad usage or bad input (an :class:`~acfd_deploy.errors.AcfdError`, raised).
@@ -30,6 +30,7 @@ from acfd_deploy.fileio import require_file
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.runtime.device import parse_device
 from acfd_deploy.runtime.registry import backend_for, is_url, load_runner
+from acfd_deploy.serve.server import EXIT_TIMEOUT_S
 from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, E2E, END_TO_END, ENGINE
 from acfd_deploy.tritonrepo.repository import check_common, instance_threads, write_serve_repository
 
@@ -55,6 +56,7 @@ class ServeOptions:
     device: str = "auto"
     ready_timeout_s: float = 300.0
     require_verified: bool = False
+    drain_timeout_s: int = EXIT_TIMEOUT_S  # Triton's --exit-timeout-secs: how long SIGTERM waits for requests in flight
 
     def check(self) -> None:
         """An :class:`AcfdError` for settings no server could run with."""
@@ -69,6 +71,8 @@ class ServeOptions:
         check_common(self.max_batch, self.max_queue_delay_us, self.instances)
         if not self.scales or any(min(s) < 1 for s in self.scales):
             raise AcfdError(f"bad test scale(s) {self.scales}")
+        if not 1 <= self.drain_timeout_s <= 3600:
+            raise AcfdError(f"--drain-timeout must be 1..3600 seconds, got {self.drain_timeout_s}")
         if self.ready_timeout_s <= 0:
             raise AcfdError(f"--ready-timeout must be positive, got {self.ready_timeout_s}")
         parse_device(self.device)
@@ -188,6 +192,7 @@ def serve(options: ServeOptions, prog: str = "acfd-serve") -> int:
             http_port=options.http_port,
             grpc_port=options.grpc_port,
             metrics_port=options.metrics_port,
+            exit_timeout_s=options.drain_timeout_s,
         )
         server.start()
         stop.server = server

@@ -47,10 +47,11 @@ from acfd_deploy.runtime.device import CUDA_RUNTIME, cuda_status
 # nvidia-pytriton is installed without its dependencies: it pins numpy<2, and only its
 # tritonserver binary and Python backend are used here (tritonclient comes with the extra)
 PYTRITON_INSTALL = "pip install --no-deps 'nvidia-pytriton==0.7.*'"
-# Triton waits this long for in-flight requests after SIGTERM; the launcher kills it a
-# little later, so the whole shutdown stays under 30 s
+# Triton waits this long for in-flight requests after SIGTERM (acfd-serve --drain-timeout);
+# the launcher kills it a little later, so by default the whole shutdown stays under 30 s
 EXIT_TIMEOUT_S = 25
-KILL_AFTER_S = 29.0
+KILL_MARGIN_S = 4.0
+KILL_AFTER_S = EXIT_TIMEOUT_S + KILL_MARGIN_S
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,9 @@ class TritonServer:
     """One ``tritonserver`` process on a model repository, loopback by default.
 
     ``start()``, ``wait_ready()``, then either ``wait()`` or ``stop()`` (SIGTERM: Triton
-    stops taking requests, finishes those in flight for up to :data:`EXIT_TIMEOUT_S`, and
-    exits; the launcher kills it at :data:`KILL_AFTER_S`). Also a context manager.
+    stops answering health checks and new connections at once, finishes the requests it
+    has for up to ``exit_timeout_s``, and exits; the launcher kills it
+    :data:`KILL_MARGIN_S` later). Also a context manager.
     """
 
     def __init__(
@@ -195,6 +197,7 @@ class TritonServer:
         self.host = host
         self.http_port, self.grpc_port, self.metrics_port = http_port, grpc_port, metrics_port
         self.exit_timeout_s = exit_timeout_s
+        self.kill_after_s = exit_timeout_s + KILL_MARGIN_S
         self.log_verbose = log_verbose
         self.extra_args = list(extra_args)
         self.stdout, self.stderr = stdout, stderr
@@ -295,7 +298,8 @@ class TritonServer:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGTERM)
 
-    def kill_if_overdue(self, kill_after_s: float = KILL_AFTER_S) -> None:
+    def kill_if_overdue(self, kill_after_s: float | None = None) -> None:
+        kill_after_s = self.kill_after_s if kill_after_s is None else kill_after_s
         overdue = self.terminated_at is not None and time.monotonic() - self.terminated_at > kill_after_s
         if self.process is not None and overdue and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -309,10 +313,12 @@ class TritonServer:
             time.sleep(poll_s)
         return int(self.process.returncode)
 
-    def stop(self, kill_after_s: float = KILL_AFTER_S) -> int | None:
-        """SIGTERM, wait (at most ``kill_after_s``), then SIGKILL; the exit code."""
+    def stop(self, kill_after_s: float | None = None) -> int | None:
+        """SIGTERM, wait (at most ``kill_after_s``, default the drain timeout and a margin),
+        then SIGKILL; the exit code."""
         if self.process is None:
             return None
+        kill_after_s = self.kill_after_s if kill_after_s is None else kill_after_s
         self.terminate()
         try:
             return self.process.wait(timeout=kill_after_s)

@@ -64,6 +64,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="also OpenVINO IR (.xml + .bin) of the fp32 ONNX, run in f32 and bf16, and an int8 IR with --int8",
     )
+    what.add_argument(
+        "--pt2",
+        action="store_true",
+        help="also an AOTInductor package (.pt2: torch.export, compiled C++ / CUDA) for --device, fp16 too with --fp16 on CUDA; needs g++",
+    )
     what.add_argument("--calib", type=Path, metavar="DIR", help="calibration images for --int8; default: the bundled synthetic scenes")
     what.add_argument(
         "--engine",
@@ -134,6 +139,7 @@ def _body(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         int8=args.int8,
         openvino=args.openvino,
+        pt2=args.pt2,
         calib=args.calib,
         imgsz=tuple(args.imgsz),
         batch=args.batch,

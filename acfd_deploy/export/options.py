@@ -21,6 +21,7 @@ class ExportOptions:
     fp16: bool = False
     int8: bool = False
     openvino: bool = False
+    pt2: bool = False  # an AOTInductor package (.pt2) for the export device
     calib: Path | None = None  # None: the calibration images bundled with the package
     imgsz: tuple[int, int] = DEFAULT_IMGSZ
     batch: int = 1
@@ -80,6 +81,8 @@ def validate(opts: ExportOptions) -> None:
 
         if importlib.util.find_spec("openvino") is None:
             raise AcfdError(f"--openvino needs OpenVINO: {install_hint()}")
+    if opts.pt2:
+        _validate_pt2()
     if opts.engine == "tensorrt":
         from acfd_deploy.export.tensorrt import tensorrt_status
 
@@ -103,3 +106,16 @@ def _validate_triton(opts: ExportOptions) -> None:
         raise AcfdError(f"--triton-precision {opts.triton_precision} needs --{opts.triton_precision} (or it is not exported)")
     check_repository_dir(opts.triton_repo)
     check_target(Path(opts.triton_repo), "acfd-repository.json", "Triton model repository")
+
+
+def _validate_pt2() -> None:
+    """AOTInductor compiles C++: without a compiler the export would fail minutes in."""
+    import os
+    import shutil
+
+    compiler = os.environ.get("CXX") or "g++"
+    if shutil.which(compiler) is None and shutil.which("c++") is None:
+        raise AcfdError(
+            f"--pt2 compiles C++ with AOTInductor and needs a C++ compiler ({compiler} not found): "
+            "apt-get install g++ (or set CXX), or leave out --pt2"
+        )

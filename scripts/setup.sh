@@ -32,3 +32,9 @@ if [[ "$extras" == *serve* ]]; then
     || "${pip[@]}" --no-deps "nvidia-pytriton==0.7.0"
   .venv/bin/python -m acfd_deploy.serve.stubenv >/dev/null 2>&1 || .venv/bin/python -m acfd_deploy.serve.stubenv --install >/dev/null
 fi
+# AOTInductor packages (acfd-export --pt2) are compiled C++: say so where no compiler is
+# found, without failing a setup that does not need them
+if ! command -v "${CXX:-g++}" >/dev/null 2>&1 && ! command -v c++ >/dev/null 2>&1; then
+  echo "note: no C++ compiler (${CXX:-g++}) found: everything works except acfd-export --pt2 (AOTInductor compiles C++);" \
+    "install one with: sudo apt-get install g++ (or dnf install gcc-c++, or set CXX)" >&2
+fi

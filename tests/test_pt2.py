@@ -162,6 +162,25 @@ def test_detect_refuses_a_foreign_package_with_exit_2(tmp_path: Path, capsys: py
     assert rc == 2 and "AOTInductor package mismatch" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_export_refuses_what_the_package_cannot_take(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from acfd_deploy.cli import export
+
+    out = tmp_path / "out"
+    assert export.main(["--pt2", "--imgsz", "200", "300", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--pt2: --imgsz 200 300 is below 253 px" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_export_needs_a_compiler_for_pt2(monkeypatch: pytest.MonkeyPatch) -> None:
+    from acfd_deploy.export.options import ExportOptions, validate
+
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(AcfdError, match="needs a C\\+\\+ compiler"):
+        validate(ExportOptions(pt2=True))
+    validate(ExportOptions())  # without --pt2 no compiler is needed
+
+
 # ---------------------------------------------------------------- a real package (compiles C++)
 
 

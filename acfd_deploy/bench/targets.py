@@ -125,6 +125,8 @@ def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Targe
         kind = parse_device(opts.device).kind
         if kind != "auto" and kind not in backend_for(path, backend).devices:
             continue  # runs elsewhere (a plan on a CPU run, OpenVINO IR on a CUDA run), as load_runner would refuse
+        if path.suffix == ".pt2" and not _pt2_runs_on(path, opts.device):
+            continue  # an AOTInductor package compiled for the other device kind, as its runner would refuse
         key = (str(path), entry.get("precision", ""))
         if key in seen:
             continue
@@ -136,3 +138,10 @@ def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Targe
             label = f"{path.name} ({entry['precision']})" if options else None
             targets.extend(targets_for(path, opts, backend, options, label))
     return targets, reference
+
+
+def _pt2_runs_on(path: Path, device: str) -> bool:
+    from acfd_deploy.runtime.device import resolve_device
+    from acfd_deploy.runtime.pt2_package import package_device
+
+    return package_device(path) == resolve_device(device).kind

@@ -22,10 +22,13 @@ pads any input below a runner's ``min_size``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+import logging
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,23 @@ TRACE_BATCH = 2  # torch.export specializes a dimension traced at 1
 # dynamic_threads lets one package use the threads of the machine it runs on (OMP_NUM_THREADS)
 # instead of the count of the machine that compiled it
 DEFAULT_INDUCTOR_CONFIGS: dict[str, Any] = {"cpp.dynamic_threads": True}
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep torch's own chatter out of the export's output: the shape solver logs a
+    traceback per floor-division guard it cannot simplify (the pool guard above, which
+    holds), and pytree warns about its own deprecations."""
+    logger = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def export_min_side(config: ModelConfig) -> int:
@@ -116,7 +136,7 @@ def export_program(
     declared = {"batch": [1, max_batch], "height": [lo, MAX_SIDE], "width": [lo, MAX_SIDE]}
     dims = {0: Dim.DYNAMIC(min=1, max=max_batch), 2: Dim.DYNAMIC(min=lo, max=MAX_SIDE), 3: Dim.DYNAMIC(min=lo, max=MAX_SIDE)}
     example = torch.rand(TRACE_BATCH, 3, *trace_hw, device=device) * 255
-    with torch.no_grad():
+    with torch.no_grad(), _quiet():
         program = torch.export.export(net, (example,), dynamic_shapes={"images": dims})
     _check_ranges(program, example, declared)
     return program, declared
@@ -153,7 +173,8 @@ def compile_package(
     buffer = io.BytesIO()
     t0 = time.perf_counter()
     try:
-        torch._inductor.aoti_compile_and_package(program, package_path=buffer, inductor_configs=dict(configs))
+        with _quiet():
+            torch._inductor.aoti_compile_and_package(program, package_path=buffer, inductor_configs=dict(configs))
     except Exception as exc:  # a missing compiler is the usual cause: say so in one line
         from acfd_deploy.errors import one_line
 

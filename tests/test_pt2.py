@@ -22,7 +22,7 @@ import torch
 
 import acfd_deploy
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.export.pt2 import export_min_side, pool_guard_holds, trace_size
+from acfd_deploy.export.pt2 import export_min_side, trace_size
 from acfd_deploy.fileio import sha256_file
 from acfd_deploy.runtime.pt2_package import METADATA_ENTRY, PackageMismatchError, add_metadata, check_binding, read_metadata
 from acfd_deploy.runtime.registry import artifact_precision, backend_for, load_runner
@@ -67,7 +67,19 @@ def test_export_min_side_is_where_the_coarsest_level_reaches_two_pixels() -> Non
     lo = export_min_side(config)
     assert lo == 253 and min_input_size(config) == 125
     assert min(map(min, feature_sizes(lo, lo, config))) == 2 and min(map(min, feature_sizes(lo - 1, lo - 1, config))) == 1
-    assert pool_guard_holds()
+
+
+def test_the_export_form_of_the_pool_is_the_same_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Floor mode over -inf end padding (what torch.export sees) equals ceil mode, every size."""
+    from acfd_deploy.model.backbone import downsample
+
+    x = torch.randn(2, 3, 41, 38)
+    for h, w in [(2, 2), (3, 4), (4, 5), (9, 10), (40, 37), (41, 38)]:
+        eager = downsample(x[..., :h, :w])
+        monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+        exported = downsample(x[..., :h, :w])
+        monkeypatch.undo()
+        assert exported.shape == eager.shape and torch.equal(exported, eager)
 
 
 def test_trace_size_avoids_the_parity_sizes() -> None:
@@ -260,3 +272,35 @@ def test_detect_gives_the_folded_models_detections(export_dir: tuple[Path, str],
         assert len(a["detections"]) == len(b["detections"])
         for da, db in zip(a["detections"], b["detections"]):
             assert np.allclose(da["box"], db["box"], atol=0.05) and abs(da["score"] - db["score"]) < 1e-4
+
+
+@pytest.mark.slow
+def test_require_verified_checks_the_packages_sha256(export_dir: tuple[Path, str], tmp_path: Path) -> None:
+    """acfd-serve --require-verified: the generic export.json check holds for a .pt2 too."""
+    import shutil
+
+    from acfd_deploy.serve.verified import CHANGED, PASSED, provenance
+
+    out, _ = export_dir
+    (package,) = out.glob("*.pt2")
+    assert provenance(package).state == PASSED
+    copy = tmp_path / "export"
+    shutil.copytree(out, copy)
+    changed = copy / package.name
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    state = provenance(changed)
+    assert state.state == CHANGED
+    with pytest.raises(AcfdError, match="--require-verified refuses"):
+        state.require_passed()
+
+
+@pytest.mark.slow
+def test_bench_takes_the_export_folder_with_its_package(export_dir: tuple[Path, str], tmp_path: Path) -> None:
+    from acfd_deploy.cli.bench import main
+
+    out, _ = export_dir
+    out_json = tmp_path / "bench.json"
+    args = ["--export-dir", str(out), "--batch", "2", "--parity", "--json", str(out_json)]
+    assert main([*args, "--repeats", "1", "--min-time", "0", "--warmup", "1", "--imgsz", "261", "403", "--no-progress"]) == 0
+    rows = [r for r in json.loads(out_json.read_text())["results"] if r["artifact"].endswith(".pt2")]
+    assert len(rows) == 1 and rows[0]["parity_ok"] is True and rows[0]["p50_ms"] > 0

@@ -3,21 +3,24 @@ batch, height and width, compiled ahead of time by AOTInductor for one device (C
 CPU, CUDA kernels on a GPU), with acfd metadata added to the archive.
 
 The input ranges are what torch.export proves for this network, not a guess: exporting
-with both sides in 125..MAX (the six-level minimum) makes torch.export report the guards
-the traced graph relies on. Two kinds come back:
+with both sides in 125..MAX (the six-level minimum) with named ``Dim`` s makes torch.export
+report every guard the traced graph relies on that does not hold over the whole range:
 
-* the ceil-mode max-pool's window check, ``2 * ((n - 1) // 2) < n``, true for every
-  ``n >= 1`` but beyond the constraint solver (floor division); :func:`pool_guard_holds`
-  checks it over the whole range, and the dims are declared ``Dim.DYNAMIC`` so that
-  torch.export keeps it as a guard instead of refusing;
 * the coarsest pyramid level must not be 1 pixel (torch.export specializes sizes 0 and 1,
   and a 1x1 map is ambiguous between memory formats in the convolution's shape rules): a
-  real restriction, 253 px per side for six levels (:func:`export_min_side`).
+  real restriction, 253 px per side for six levels (:func:`export_min_side`);
+* with the backbone's ceil-mode max-pool as such, also its window check
+  ``2 * ((n - 1) // 2) < n`` (true for every n, beyond the solver), and, worse, Inductor's
+  ceil-mode lowering picks its size formula from the traced size: a package traced at
+  320x384 returned 2 anchors too few at 289x357. While exporting, the backbone writes the
+  pool as floor mode over one pixel of -inf end padding (the same function:
+  ``acfd_deploy.model.backbone.downsample``), and neither appears.
 
-After export, the ranges torch.export recorded are compared with the declared ones, so a
-network change that narrows them fails the export instead of shipping a package that
-refuses sizes it claims to take. Inputs below 253 px are padded up by the pipeline, as it
-pads any input below a runner's ``min_size``.
+The dims are declared ``Dim.DYNAMIC(min, max)`` and, after export, the ranges torch.export
+recorded are compared with the declared ones, so a network change that narrows them fails
+the export instead of shipping a package that refuses sizes it claims to take. Inputs
+below 253 px are padded up by the pipeline, as it pads any input below a runner's
+``min_size``; the runner also checks each output's anchor count against the arithmetic.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ DEFAULT_INDUCTOR_CONFIGS: dict[str, Any] = {"cpp.dynamic_threads": True}
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Keep torch's own chatter out of the export's output: the shape solver logs a
-    traceback per floor-division guard it cannot simplify (the pool guard above, which
-    holds), and pytree warns about its own deprecations."""
+    traceback per floor-division guard it cannot simplify, and pytree warns about its own
+    deprecations."""
     logger = logging.getLogger("torch.fx.experimental.symbolic_shapes")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -72,12 +75,6 @@ def export_min_side(config: ModelConfig) -> int:
     while min(min(s) for s in feature_sizes(n, n, config)) < 2:
         n += 1
     return n
-
-
-def pool_guard_holds(max_side: int = MAX_SIDE) -> bool:
-    """The ceil-mode pool guard torch.export keeps, checked for every level size up to
-    ``max_side`` (it is an identity of floor division; this is the evidence)."""
-    return all(2 * ((n - 1) // 2) < n for n in range(1, max_side + 1))
 
 
 def trace_size(config: ModelConfig, avoid: Sequence[tuple[int, int]]) -> tuple[int, int]:
@@ -128,8 +125,6 @@ def export_program(
     recorded."""
     from torch.export import Dim
 
-    if not pool_guard_holds():
-        raise AssertionError("the ceil-mode pool guard does not hold over the export range")
     lo = export_min_side(config)
     net = model if precision == "fp32" else HalfPrecision(model)
     net = copy.deepcopy(net).eval().to(device)

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from acfd_deploy.configs import ModelConfig, resolve_config
 from acfd_deploy.envinfo import cpu_flags
 from acfd_deploy.errors import AcfdError
+from acfd_deploy.model.anchors import num_anchors
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.device import Device, cuda_device_count, parse_device
 from acfd_deploy.runtime.pt2_package import check_binding, read_metadata
@@ -32,6 +34,13 @@ def _ranges(meta: dict[str, Any]) -> dict[str, tuple[int, int]]:
         return {k: (int(ranges[k][0]), int(ranges[k][1])) for k in ("batch", "height", "width")}
     except (KeyError, TypeError, ValueError, IndexError):
         raise AcfdError("the package's metadata has no input ranges (batch, height, width): export it again") from None
+
+
+def _config(meta: dict[str, Any]) -> ModelConfig | None:
+    try:
+        return resolve_config(meta["config"])
+    except (KeyError, AcfdError, TypeError, ValueError):
+        return None
 
 
 class Pt2Runner(Runner):
@@ -52,6 +61,7 @@ class Pt2Runner(Runner):
         self.precision = str(self.meta.get("precision", "unknown"))
         self.name = name or f"aotinductor-{self.device}"
         self._torch_device = torch.device(self.device.torch())
+        self._config = _config(self.meta)
         self.model: Any = None
         try:
             self.model = torch._inductor.aoti_load_package(str(self.path), device_index=self.device.index if kind == "cuda" else -1)
@@ -75,7 +85,20 @@ class Pt2Runner(Runner):
         self.check_shape(tuple(images.shape))
         x = images.to(self._torch_device, torch.float32, non_blocking=True).contiguous()
         boxes, scores = self.model(x)
+        self._check_outputs(tuple(images.shape), boxes, scores)
         return boxes.float(), scores.float()
+
+    def _check_outputs(self, shape: tuple[int, ...], boxes: torch.Tensor, scores: torch.Tensor) -> None:
+        """Compiled dynamic-shape code can get a size formula wrong for sizes it was not
+        traced at (docs/export.md): the anchor count is pure arithmetic, so check it."""
+        if self._config is None:
+            return
+        expected = num_anchors(shape[2], shape[3], self._config)
+        if tuple(boxes.shape) != (shape[0], expected, 4) or tuple(scores.shape) != (shape[0], expected):
+            raise AcfdError(
+                f"{self.path.name} returned boxes {list(boxes.shape)} and scores {list(scores.shape)} for input {list(shape)}, "
+                f"expected {expected} anchors: the compiled package is wrong at this size; export it again"
+            )
 
     def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         boxes, scores = self.infer_torch(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)))

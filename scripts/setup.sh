@@ -42,3 +42,9 @@ if [[ "$mode" == --failover ]] && ! command -v haproxy >/dev/null && [[ ! -x /us
   fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
 fi
+# AOTInductor packages (acfd-export --pt2) are compiled C++: say so where no compiler is
+# found, without failing a setup that does not need them
+if ! command -v "${CXX:-g++}" >/dev/null 2>&1 && ! command -v c++ >/dev/null 2>&1; then
+  echo "note: no C++ compiler (${CXX:-g++}) found: everything works except acfd-export --pt2 (AOTInductor compiles C++);" \
+    "install one with: sudo apt-get install g++ (or dnf install gcc-c++, or set CXX)" >&2
+fi

@@ -141,6 +141,8 @@ def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Targe
             kind = resolve_device("auto", backend=chosen.device_answer).kind
         if kind not in chosen.devices:
             continue  # runs elsewhere (a plan on a CPU run, OpenVINO IR on a CUDA run), as load_runner would refuse
+        if path.suffix == ".pt2" and not _pt2_runs_on(path, opts.device):
+            continue  # an AOTInductor package compiled for the other device kind, as its runner would refuse
         key = (str(path), entry.get("precision", ""))
         if key in seen:
             continue
@@ -155,3 +157,10 @@ def targets_for_export_dir(folder: Path, opts: TorchOptions) -> tuple[list[Targe
                 label = f"{path.name} (end to end at {'+'.join(f'{h}x{w}' for h, w in details.get('scales', []))})"
             targets.extend(targets_for(path, opts, backend, options, label))
     return targets, reference
+
+
+def _pt2_runs_on(path: Path, device: str) -> bool:
+    from acfd_deploy.runtime.device import resolve_device
+    from acfd_deploy.runtime.pt2_package import package_device
+
+    return package_device(path) == resolve_device(device).kind

@@ -75,6 +75,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="--end2end: keep each image's aspect ratio (fit inside the scale, pad with the pixel mean)",
     )
+    what.add_argument(
+        "--pt2",
+        action="store_true",
+        help="also an AOTInductor package (.pt2: torch.export, compiled C++ / CUDA) for --device, fp16 too with --fp16 on CUDA; needs g++",
+    )
     what.add_argument("--calib", type=Path, metavar="DIR", help="calibration images for --int8; default: the bundled synthetic scenes")
     what.add_argument(
         "--engine",

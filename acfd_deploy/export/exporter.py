@@ -114,6 +114,14 @@ def _prepare(opts: ExportOptions, stage: Path, timer: StepTimer) -> tuple[Export
     h, w = opts.imgsz
     if min(h, w) < min_side:
         raise AcfdError(f"--imgsz {h} {w} is below the minimum side {min_side} of {config.name} ({config.num_levels} pyramid levels)")
+    if opts.pt2:
+        from acfd_deploy.export.pt2 import export_min_side
+
+        if min(h, w) < export_min_side(config):
+            raise AcfdError(
+                f"--pt2: --imgsz {h} {w} is below {export_min_side(config)} px, the smallest side a torch.export graph of "
+                f"{config.name} takes (docs/export.md#aotinductor-packages-pt2); use a larger --imgsz or leave out --pt2"
+            )
     calib_images: list[np.ndarray] = []
     val_set = None
     notes: dict[str, Any] = {}
@@ -202,6 +210,7 @@ def _manifest(ctx: ExportContext, artifacts: list[Artifact], started: _dt.dateti
             "int8": opts.int8,
             "openvino": opts.openvino,
             "end2end": ({"scales": [list(s) for s in e2e_scales(opts)], "keep_ratio": opts.keep_ratio} if opts.end2end else None),
+            "pt2": opts.pt2,
             "calib": ctx.notes.get("calibration_folder") if opts.int8 else None,
             "val_data": str(opts.val_data) if opts.val_data else None,
             "val_count": opts.val_count if opts.int8 else None,

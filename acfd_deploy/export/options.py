@@ -28,6 +28,7 @@ class ExportOptions:
     ms_test: bool = False  # the paper's three test scales in one graph, else e2e_imgsz
     e2e_imgsz: tuple[int, int] = (640, 860)  # acfd-detect's default single scale
     keep_ratio: bool = False
+    pt2: bool = False  # an AOTInductor package (.pt2) for the export device
     calib: Path | None = None  # None: the calibration images bundled with the package
     imgsz: tuple[int, int] = DEFAULT_IMGSZ
     batch: int = 1
@@ -94,6 +95,8 @@ def validate(opts: ExportOptions) -> None:
 
         if importlib.util.find_spec("openvino") is None:
             raise AcfdError(f"--openvino needs OpenVINO: {install_hint()}")
+    if opts.pt2:
+        _validate_pt2()
     if opts.engine == "tensorrt":
         answer = cuda_status("tensorrt")
         if not answer.usable:
@@ -133,3 +136,16 @@ def _validate_k8s(opts: ExportOptions) -> None:
     if opts.k8s_gpus is not None and opts.k8s_gpus < 0:
         raise AcfdError(f"--k8s-gpus must not be negative, got {opts.k8s_gpus}")
     check_target(k8s, MARKER, "Kubernetes manifest folder")
+
+
+def _validate_pt2() -> None:
+    """AOTInductor compiles C++: without a compiler the export would fail minutes in."""
+    import os
+    import shutil
+
+    compiler = os.environ.get("CXX") or "g++"
+    if shutil.which(compiler) is None and shutil.which("c++") is None:
+        raise AcfdError(
+            f"--pt2 compiles C++ with AOTInductor and needs a C++ compiler ({compiler} not found): "
+            "apt-get install g++ (or set CXX), or leave out --pt2"
+        )

@@ -5,6 +5,7 @@ one through the registry's runner for the file that was written, and records it.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ class Artifact:
     """One verified (or to-be-verified) file of the export."""
 
     name: str  # for the table: "ONNX fp32", "TensorRT fp16", ...
-    kind: str  # torch | onnx | tensorrt | openvino (the file format)
+    kind: str  # torch | onnx | tensorrt | openvino | pt2 (the file format)
     backend: str  # the registry backend that runs it
     precision: str
     files: list[Path]  # the artifact first, then files that belong to it (sidecar, weights)
@@ -210,6 +211,52 @@ def build_openvino_int8(ctx: ExportContext) -> list[Artifact]:
     return [Artifact("OpenVINO int8", "openvino", "openvino", "int8", files)]
 
 
+def build_pt2(ctx: ExportContext) -> list[Artifact]:
+    """AOTInductor packages of the folded graph for the export device: fp32, and fp16 on
+    CUDA with --fp16 (export/pt2.py says how the input ranges were found)."""
+    import torch
+
+    from acfd_deploy.export.pt2 import compile_package, cuda_info, export_program, trace_size
+    from acfd_deploy.runtime.device import resolve_device
+
+    assert ctx.folded is not None
+    device = resolve_device(ctx.opts.device)
+    precisions = ["fp32"] + (["fp16"] if ctx.opts.fp16 and device.is_cuda else [])
+    if ctx.opts.fp16 and not device.is_cuda:
+        ctx.notes["pt2_fp16"] = "skipped: fp16 in PyTorch needs a CUDA device (--device cuda)"
+        ctx.log(f"    AOTInductor fp16: {ctx.notes['pt2_fp16']}")
+    trace_hw = trace_size(ctx.config, [tuple(b.shape[-2:]) for b in ctx.parity_inputs])
+    artifacts = []
+    for precision in precisions:
+        t0 = time.perf_counter()
+        program, ranges = export_program(ctx.folded, ctx.config, torch.device(device.torch()), precision, trace_hw, max(64, ctx.opts.batch))
+        export_seconds = time.perf_counter() - t0
+        base = ctx.metadata(precision)
+        meta = {
+            **{k: base[k] for k in ("producer", "tool_version", "config_name", "weights", "weights_sha256", "precision")},
+            "config": ctx.config.to_dict(),
+            "input": {**json.loads(base["input"]), "min_side": ranges["height"][0], "ranges": ranges},
+            "device": device.kind,
+            **cuda_info(torch.device(device.torch())),
+            "torch_version": torch.__version__,
+            "kept_fp32": "inputs, outputs, anchors, box decoding, sigmoid" if precision == "fp16" else "",
+            "trace_shape": [2, 3, *trace_hw],
+        }
+        path = ctx.file(".pt2" if precision == "fp32" else f".{precision}.pt2")
+        compile_seconds, configs = compile_package(program, path, meta)
+        ctx.log(f"    AOTInductor {precision}: torch.export {export_seconds:.1f} s, compile {compile_seconds:.1f} s")
+        details = {
+            "export_seconds": round(export_seconds, 2),
+            "compile_seconds": round(compile_seconds, 2),
+            "device": device.kind,
+            "ranges": ranges,
+            "trace_shape": meta["trace_shape"],
+            "inductor_configs": configs,
+        }
+        artifacts.append(Artifact(f"AOTInductor {precision}", "pt2", "pt2", precision, [path], str(device), details=details))
+    return artifacts
+
+
 def plan_steps(opts: ExportOptions, build_trt: bool) -> list[Step]:
     """The steps this export runs, in order (each artifact is verified right after it is built)."""
     steps = [
@@ -223,6 +270,8 @@ def plan_steps(opts: ExportOptions, build_trt: bool) -> list[Step]:
     if build_trt:
         precisions = ["fp32"] + (["fp16"] if opts.fp16 else []) + (["int8"] if opts.int8 else [])
         steps += [Step(f"tensorrt_{p}", f"building TensorRT {p} engine", build_tensorrt(p)) for p in precisions]
+    if opts.pt2:
+        steps.append(Step("pt2", "torch.export + AOTInductor compile (.pt2, dynamic batch/height/width)", build_pt2))
     if opts.openvino:
         steps.append(Step("openvino", "writing OpenVINO IR (fp32 weights, metadata in rt_info)", build_openvino))
         if opts.int8:

@@ -15,6 +15,13 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
     The pyramid's bottom-up path reuses it, so its outputs match the backbone's sizes
     exactly, whatever the input size.
     """
+    if torch.compiler.is_exporting():
+        # torch.export / AOTInductor: the same pool as floor mode over one pixel of -inf end
+        # padding (ceil((n - 3) / 2) + 1 outputs for every n, each window's max unchanged).
+        # Inductor's ceil-mode lowering picks its size formula from the traced size, which
+        # gave an AOTInductor package one row too few at other sizes (docs/export.md).
+        x = nn.functional.pad(x, (0, 1, 0, 1), value=float("-inf"))
+        return nn.functional.max_pool2d(x, kernel_size=3, stride=2)
     return nn.functional.max_pool2d(x, kernel_size=3, stride=2, ceil_mode=True)
 
 

@@ -128,6 +128,18 @@ register(
     )
 )
 
+# an AOTInductor package (acfd-export --pt2): compiled for one device kind, which its
+# metadata names; the runner refuses a package compiled for another before loading it
+register(
+    Backend(
+        "pt2",
+        "acfd_deploy.runtime.pt2_runner:Pt2Runner",
+        suffixes=(".pt2",),
+        precision="acfd_deploy.runtime.pt2_package:package_precision",
+        install="a C++ compiler to export (g++); torch alone to run",
+    )
+)
+
 
 def suffixes() -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for b in _BACKENDS.values() for s in b.suffixes))

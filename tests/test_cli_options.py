@@ -18,9 +18,10 @@ from acfd_deploy.serve.app import ServeOptions
 # flags every command has, and flags a command reads itself (output files, printing)
 COMMON = {"help", "version", "debug"}
 READ_BY_COMMAND = {
-    "export": {"no_simplify"},
+    "export": {"no_simplify", "k8s"},  # k8s: the folder, resolved by the command (beside the repository by default)
     "bench": {"model", "batch", "no_progress", "json", "plot"},
-    "serve": {"ms_test", "imgsz", "ready_timeout"},
+    # print_k8s and its k8s_* flags print manifests instead of serving (no ServeOptions)
+    "serve": {"ms_test", "imgsz", "ready_timeout", "drain_timeout", "print_k8s", "k8s_image", "k8s_gpus"},
 }
 
 

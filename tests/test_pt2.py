@@ -24,7 +24,9 @@ import acfd_deploy
 from acfd_deploy.errors import AcfdError
 from acfd_deploy.export.pt2 import export_min_side, trace_size
 from acfd_deploy.fileio import sha256_file
+from acfd_deploy.runtime.device import Device
 from acfd_deploy.runtime.pt2_package import METADATA_ENTRY, PackageMismatchError, add_metadata, check_binding, read_metadata
+from acfd_deploy.runtime.pt2_runner import Pt2Runner
 from acfd_deploy.runtime.registry import artifact_precision, backend_for, load_runner
 
 RANGES = {"batch": [1, 64], "height": [253, 4096], "width": [253, 4096]}
@@ -150,7 +152,10 @@ def test_packages_bound_elsewhere_are_refused_before_loading(
     path = fake_package(tmp_path / "m.pt2", **overrides)
     monkeypatch.setattr(torch._inductor, "aoti_load_package", lambda *a, **k: pytest.fail("loaded before refusing"))
     with pytest.raises(PackageMismatchError, match=re.escape(message)) as info:
-        load_runner(path, device=device)
+        if device == "cuda":  # the registry refuses --device cuda on a machine without one before any package is read
+            Pt2Runner(path, device=Device("cuda", 0))
+        else:
+            load_runner(path, device=device)
     assert "\n" not in str(info.value) and "acfd-export --pt2" in str(info.value)
 
 
@@ -279,7 +284,7 @@ def test_require_verified_checks_the_packages_sha256(export_dir: tuple[Path, str
     """acfd-serve --require-verified: the generic export.json check holds for a .pt2 too."""
     import shutil
 
-    from acfd_deploy.serve.verified import CHANGED, PASSED, provenance
+    from acfd_deploy.tritonrepo.verified import CHANGED, PASSED, provenance
 
     out, _ = export_dir
     (package,) = out.glob("*.pt2")

@@ -142,7 +142,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "InferenceService, README) in DIR; default: DIR beside the repository, named <triton-repo>-k8s",
     )
     triton.add_argument("--k8s-image", metavar="IMAGE", help="the tritonserver image the manifests name (never pulled here)")
-    triton.add_argument("--k8s-gpus", type=int, metavar="N", help="nvidia.com/gpu per pod (default: 1 for a TensorRT plan, else 0)")
+    triton.add_argument(
+        "--k8s-gpus",
+        type=number(int, "a whole number", 0),
+        metavar="N",
+        help="nvidia.com/gpu per pod (default: 1 for a TensorRT plan, else 0)",
+    )
     gpu = p.add_argument_group("TensorRT")
     add_device(gpu, help="the GPU that builds and runs TensorRT engines; cpu skips them")
     gpu.add_argument("--workspace", type=_gib, default=4.0, metavar="GIB", help="TensorRT builder workspace limit in GiB")

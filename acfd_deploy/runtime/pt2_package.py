@@ -107,10 +107,10 @@ def check_binding(meta: Mapping[str, Any], requested: str, torch_version: str, c
     problems = []
     if built_for not in ("cpu", "cuda"):
         problems.append(f"compiled for an unknown device ({built_for})")
+    elif built_for == "cuda" and not cuda_available:  # first: the registry turns auto into cpu here
+        problems.append("compiled for cuda, but this machine has no CUDA device (torch sees none; CPU only)")
     elif requested not in ("auto", built_for):
         problems.append(f"compiled for {built_for}, but --device {requested} was asked for")
-    elif built_for == "cuda" and not cuda_available:
-        problems.append("compiled for cuda, but this machine has no CUDA device (torch sees none; CPU only)")
     needed = set(meta.get("cpu_flags") or [])
     if built_for == "cpu" and cpu_flags and not needed <= cpu_flags:
         problems.append(

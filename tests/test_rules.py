@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from acfd_deploy.export.report import format_table, summary_lines
+from acfd_deploy.runtime.base import Runner
 from acfd_deploy.runtime.registry import backend_named, backends
 from acfd_deploy.verify.compare import DetectionMatch, TensorDiff
 from acfd_deploy.verify.rules import (
@@ -27,6 +29,7 @@ from acfd_deploy.verify.rules import (
     needs_ap,
     rules_for,
 )
+from acfd_deploy.verify.verifier import Verifier
 
 
 def _match(reference: int, matched: int) -> DetectionMatch:
@@ -202,3 +205,26 @@ def test_table_says_n_a_and_never_a_rate_of_nothing() -> None:
     }
     lines = summary_lines(manifest)
     assert any(line.startswith("ONNX int8: n/a, not verified (ap rule:") for line in lines), lines
+
+
+class _Outputs(Runner):
+    """A runner returning fixed outputs for any input (boxes ``[B, n, 4]``, scores ``[B, n]``)."""
+
+    def __init__(self, anchors: int) -> None:
+        self.name, self.precision, self.anchors = f"fixed-{anchors}", "fp32", anchors
+
+    def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b = len(images)
+        boxes = np.tile(np.array([10.0, 10.0, 50.0, 60.0], np.float32), (b, self.anchors, 1))
+        return boxes, np.full((b, self.anchors), 0.5, np.float32)
+
+
+def test_outputs_of_another_shape_fail_the_artifact_not_the_command() -> None:
+    """A package that computes two anchors too few is a failed artifact (exit 1 in the
+    table), not an internal error of the verifier."""
+    inputs = [np.zeros((2, 3, 130, 140), np.float32)]
+    verifier = Verifier(_Outputs(40), inputs)
+    same = verifier.verify(_Outputs(40))
+    short = verifier.verify(_Outputs(38))
+    assert same.status is Status.PASS
+    assert short.status is Status.FAIL and short.passed is False and "output shapes differ" in short.reason

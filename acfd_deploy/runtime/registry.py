@@ -80,7 +80,14 @@ def backends() -> list[Backend]:
     return list(_BACKENDS.values())
 
 
-register(Backend("torch", "acfd_deploy.runtime.torch_runner:checkpoint_runner", suffixes=CHECKPOINT_SUFFIXES))
+register(
+    Backend(
+        "torch",
+        "acfd_deploy.runtime.torch_runner:checkpoint_runner",
+        suffixes=CHECKPOINT_SUFFIXES,
+        precision="acfd_deploy.runtime.torch_runner:checkpoint_precision",
+    )
+)
 register(
     Backend(
         "onnxruntime",
@@ -219,5 +226,5 @@ def artifact_precision(reference: str | os.PathLike[str], backend: str | None = 
     ``fp32`` for checkpoints and ``unknown`` where only a running runner can tell."""
     chosen = backend_for(reference, backend)
     if chosen.precision is None:
-        return "fp32" if chosen.name == "torch" else "unknown"
+        return "unknown"
     return str(_resolve(chosen.precision)(reference))

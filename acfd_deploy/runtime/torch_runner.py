@@ -124,3 +124,9 @@ def checkpoint_runner(
     dev = resolve_device(device)
     label = name or f"torch-{dev}:{Path(path).name}"
     return TorchRunner(reparameterize(load_model(path)), device=dev, precision=precision, name=label)
+
+
+def checkpoint_precision(path: str | os.PathLike[str]) -> str:
+    """A checkpoint's precision, for listings: ``fp32`` (checkpoints hold fp32 weights; the
+    runner casts to fp16 only when asked)."""
+    return "fp32"

@@ -60,10 +60,15 @@ class DetectionMatch:
         return {**asdict(self), "rate": self.rate}
 
 
+class ShapeMismatch(ValueError):
+    """The candidate's outputs do not have the reference's shapes: a wrong artifact (for
+    example one that computes a different number of anchors), judged as a failure."""
+
+
 def _check_pair(ref: tuple[np.ndarray, np.ndarray], cand: tuple[np.ndarray, np.ndarray]) -> None:
     (rb, rs), (cb, cs) = ref, cand
     if rb.shape != cb.shape or rs.shape != cs.shape:
-        raise ValueError(
+        raise ShapeMismatch(
             f"output shapes differ: reference boxes {rb.shape} scores {rs.shape}, candidate boxes {cb.shape} scores {cs.shape}"
         )
     if rb.ndim != 3 or rb.shape[-1] != 4 or rs.shape != rb.shape[:2]:

@@ -9,9 +9,9 @@ import numpy as np
 
 from acfd_deploy.runtime.base import Runner
 from acfd_deploy.verify.accuracy import ValidationSet, detection_ap
-from acfd_deploy.verify.compare import detection_match, merge_diffs, merge_matches, tensor_diff
+from acfd_deploy.verify.compare import DetectionMatch, ShapeMismatch, TensorDiff, detection_match, merge_diffs, merge_matches, tensor_diff
 from acfd_deploy.verify.end2end import EndToEndVerifier
-from acfd_deploy.verify.rules import ApRule, Evidence, Verdict, judge, needs_ap
+from acfd_deploy.verify.rules import ApRule, Evidence, Status, Verdict, judge, needs_ap
 
 Outputs = tuple[np.ndarray, np.ndarray]
 
@@ -84,7 +84,12 @@ class Verifier:
         precision = precision or runner.precision
         if runner.outputs == "detections":  # an end-to-end graph: judged on final detections
             return self.end_to_end.verify(runner, precision)
-        verdict = judge(self.evidence(runner, precision), precision, backend)
+        try:
+            evidence = self.evidence(runner, precision)
+        except ShapeMismatch as exc:  # nothing to compare element by element: the artifact is wrong
+            nothing = Evidence(TensorDiff(float("inf"), float("inf"), 0), DetectionMatch(0, 0, 0, float("nan"), float("nan")))
+            return Verdict("tensor", Status.FAIL, nothing, {}, str(exc))
+        verdict = judge(evidence, precision, backend)
         path = runner.path
         if path is not None and path.suffix == ".onnx":
             from acfd_deploy.fileio import sha256_file

@@ -236,18 +236,10 @@ class Replica:
 
 
 def make_images(count: int, height: int, width: int, seed: int = 5) -> list[bytes]:
-    import io
+    """Synthetic cartoon scenes with faces, as JPEG files (what a client would send)."""
+    from acfd_deploy.data.encoded import synthetic_jpegs
 
-    from PIL import Image
-
-    from acfd_deploy.data.synth import generate_sample, sample_rng
-
-    out = []
-    for i in range(count):
-        buf = io.BytesIO()
-        Image.fromarray(generate_sample(sample_rng(seed, i), height, width)[0]).save(buf, format="JPEG", quality=90)
-        out.append(buf.getvalue())
-    return out
+    return synthetic_jpegs(count, height, width, seed)
 
 
 def references(images: list[bytes], imgsz: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:

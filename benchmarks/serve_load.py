@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import io
 import json
 import os
 import sys
@@ -51,16 +50,9 @@ from acfd_deploy.tritonrepo.repository import instance_threads, write_serve_repo
 
 def make_images(count: int, height: int, width: int, seed: int = 3) -> list[bytes]:
     """Synthetic cartoon scenes with faces, as JPEG files (what a client would send)."""
-    from PIL import Image
+    from acfd_deploy.data.encoded import synthetic_jpegs
 
-    from acfd_deploy.data.synth import generate_sample, sample_rng
-
-    out = []
-    for i in range(count):
-        buf = io.BytesIO()
-        Image.fromarray(generate_sample(sample_rng(seed, i), height, width)[0]).save(buf, format="JPEG", quality=90)
-        out.append(buf.getvalue())
-    return out
+    return synthetic_jpegs(count, height, width, seed)
 
 
 def percentile(values: list[float], q: float) -> float:

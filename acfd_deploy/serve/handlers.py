@@ -74,6 +74,30 @@ def run_isolated(items: Sequence[T], run_batch: Callable[[list[T]], list[R]]) ->
     return out
 
 
+def answer_by_shape(
+    inputs: Sequence[np.ndarray | None],
+    check: Callable[[np.ndarray | None], np.ndarray],
+    run_batch: Callable[[list[tuple[int, np.ndarray]]], list[R]],
+) -> list[R | RequestError]:
+    """One answer per request: each input checked on its own (a bad one gets its error),
+    requests of one shape run as one batch (:func:`run_isolated`, so a failure in a batch
+    is pinned on the request that caused it)."""
+    results: list[R | RequestError | None] = [None] * len(inputs)
+    groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
+    for i, images in enumerate(inputs):
+        try:
+            checked = check(images)
+        except RequestError as exc:
+            results[i] = exc
+            continue
+        groups.setdefault(tuple(checked.shape[1:]), []).append((i, checked))
+    for members in groups.values():
+        answers: list[R | RequestError] = run_isolated(members, run_batch)
+        for (i, _), answer in zip(members, answers):
+            results[i] = answer
+    return [r if r is not None else RequestError("no result (internal error)", internal=True) for r in results]
+
+
 # ---------------------------------------------------------------- acfd_engine
 
 
@@ -106,20 +130,7 @@ class EngineHandler:
         self.min_size = min_size
 
     def __call__(self, inputs: Sequence[np.ndarray | None]) -> list[tuple[np.ndarray, np.ndarray] | RequestError]:
-        results: list[tuple[np.ndarray, np.ndarray] | RequestError | None] = [None] * len(inputs)
-        groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
-        for i, images in enumerate(inputs):
-            try:
-                checked = check_engine_input(images, self.min_size)
-            except RequestError as exc:
-                results[i] = exc
-                continue
-            groups.setdefault(tuple(checked.shape[1:]), []).append((i, checked))
-        for members in groups.values():
-            answers = run_isolated(members, self._run)
-            for (i, _), answer in zip(members, answers):
-                results[i] = answer
-        return [r if r is not None else RequestError("no result (internal error)", internal=True) for r in results]
+        return answer_by_shape(inputs, lambda images: check_engine_input(images, self.min_size), self._run)
 
     def _run(self, members: list[tuple[int, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
         arrays = [a for _, a in members]
@@ -241,20 +252,7 @@ class PixelsHandler:
         self.max_pixels = max_pixels
 
     def __call__(self, inputs: Sequence[np.ndarray | None]) -> list[dict[str, np.ndarray] | RequestError]:
-        results: list[dict[str, np.ndarray] | RequestError | None] = [None] * len(inputs)
-        groups: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
-        for i, images in enumerate(inputs):
-            try:
-                checked = check_pixels(images, self.max_pixels)
-            except RequestError as exc:
-                results[i] = exc
-                continue
-            groups.setdefault(tuple(checked.shape[1:]), []).append((i, checked))
-        for members in groups.values():
-            answers = run_isolated(members, self._run)
-            for (i, _), answer in zip(members, answers):
-                results[i] = answer
-        return [r if r is not None else RequestError("no result (internal error)", internal=True) for r in results]
+        return answer_by_shape(inputs, lambda images: check_pixels(images, self.max_pixels), self._run)
 
     def _run(self, members: list[tuple[int, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         arrays = [a for _, a in members]

@@ -15,7 +15,7 @@ out=${1:?usage: gpu_checks.sh OUT_DIR [--quick]}
 quick=${2:-}
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
-py=${PYTHON:-python3}
+py=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}
 config=acfd-vovnetv3-51; batches=1,8,16,32; imgsz=(640 640); src=1920x1080; dev=cuda; extra=(--cuda-graphs)
 if [[ "$quick" == "--quick" ]]; then
   config=acfd-tiny; batches=1,2; imgsz=(160 192); src=400x300; dev=cpu; extra=()

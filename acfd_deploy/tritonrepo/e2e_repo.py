@@ -13,17 +13,15 @@ equal, so batching pays off for same-size streams (a camera, a resized feed).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.fileio import atomic_path, sha256_file
 from acfd_deploy.manifest import MANIFEST_VERSION, read_manifest
 from acfd_deploy.runtime.end2end import is_end2end, parse_end2end
 from acfd_deploy.runtime.plan import PLAN_SUFFIXES, read_sidecar
-from acfd_deploy.tritonrepo.pbtxt import E2E, e2e_config, pbtxt_string
-from acfd_deploy.tritonrepo.repository import write_text
+from acfd_deploy.tritonrepo.pbtxt import E2E, e2e_config
+from acfd_deploy.tritonrepo.repository import copy_verified, stock_placement, write_text
 from acfd_deploy.tritonrepo.verified import recorded_sha
 
 
@@ -92,13 +90,7 @@ def write_e2e_model(
     facts = e2e_facts(artifact)
     plan = facts["platform"] == "tensorrt_plan"
     batch = min(max_batch, facts["max_batch"]) if facts["max_batch"] else max_batch
-    target = repo / E2E / "1" / facts["file"]
-    with atomic_path(target) as tmp:
-        shutil.copyfile(artifact, tmp)
-    digest = sha256_file(target)
-    if recorded is not None and recorded != digest:
-        target.unlink()
-        raise AcfdError(f"{artifact.name} does not match the sha256 in its export.json: it changed after it was verified")
+    digest = copy_verified(artifact, repo / E2E / "1" / facts["file"], recorded)
     scales = facts.get("scales")
     shown = " + ".join(f"{h}x{w}" for h, w in scales) if scales else "its export's"
     comment = [
@@ -107,14 +99,15 @@ def write_e2e_model(
         f"det_scores FP32 [{facts['max_det']}]; resize to test scale(s) {shown}, decode, merge and NMS inside the graph.",
         "The dynamic batcher merges only requests of the same H and W (one tensor per batch): others run alone.",
     ]
+    head, group = stock_placement(facts["platform"], facts["file"], instances)
     write_text(
         repo / E2E / "config.pbtxt",
         e2e_config(
-            head=[f"platform: {pbtxt_string(facts['platform'])}", f"default_model_filename: {pbtxt_string(facts['file'])}"],
+            head=head,
             comment=comment,
             max_batch=batch,
             queue_delay_us=queue_delay_us,
-            instance_group=f"{{ count: {instances} kind: KIND_GPU }}" if plan else f"{{ count: {instances} }}",
+            instance_group=group,
             params={"precision": precision, "source": artifact.name, "sha256": digest},
             max_det=int(facts["max_det"]),
             warmup_hw=None if plan else warmup_hw,  # a plan's profile may not cover it

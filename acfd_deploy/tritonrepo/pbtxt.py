@@ -90,6 +90,17 @@ def e2e_inputs_outputs(max_det: int = MAX_DETECTIONS) -> tuple[list[str], list[s
     return inputs, outputs
 
 
+def _warmup(data_type: str, dims: Sequence[int]) -> list[str]:
+    """A ``model_warmup`` block: one all-zero request of ``images`` with these dims."""
+    shown = ", ".join(str(d) for d in dims)
+    return [
+        "model_warmup [ {",
+        '  name: "zeros" batch_size: 1',
+        f'  inputs {{ key: "images" value {{ data_type: {data_type} dims: [ {shown} ] zero_data: true }} }}',
+        "} ]",
+    ]
+
+
 def e2e_config(
     *,
     head: Sequence[str],
@@ -101,15 +112,8 @@ def e2e_config(
     max_det: int = MAX_DETECTIONS,
     warmup_hw: tuple[int, int] | None = None,
 ) -> str:
-    tail: list[str] = []
-    if warmup_hw is not None:  # the first real request should not pay for the session's first run
-        h, w = warmup_hw
-        tail = [
-            "model_warmup [ {",
-            '  name: "zeros" batch_size: 1',
-            f'  inputs {{ key: "images" value {{ data_type: TYPE_UINT8 dims: [ {h}, {w}, 3 ] zero_data: true }} }}',
-            "} ]",
-        ]
+    # the first real request should not pay for the session's first run
+    tail = _warmup("TYPE_UINT8", [warmup_hw[0], warmup_hw[1], 3]) if warmup_hw is not None else []
     inputs, outputs = e2e_inputs_outputs(max_det)
     return _config_text(E2E, comment, head, max_batch, inputs, outputs, queue_delay_us, instance_group, params, tail)
 
@@ -124,15 +128,8 @@ def engine_config(
     params: Mapping[str, str],
     warmup_hw: tuple[int, int] | None = None,
 ) -> str:
-    tail: list[str] = []
-    if warmup_hw is not None:  # the first real request should not pay for kernel selection
-        h, w = warmup_hw
-        tail = [
-            "model_warmup [ {",
-            '  name: "zeros" batch_size: 1',
-            f'  inputs {{ key: "images" value {{ data_type: TYPE_FP32 dims: [ 3, {h}, {w} ] zero_data: true }} }}',
-            "} ]",
-        ]
+    # the first real request should not pay for kernel selection
+    tail = _warmup("TYPE_FP32", [3, warmup_hw[0], warmup_hw[1]]) if warmup_hw is not None else []
     return _config_text(ENGINE, comment, head, max_batch, ENGINE_INPUTS, ENGINE_OUTPUTS, queue_delay_us, instance_group, params, tail)
 
 

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.fileio import atomic_path
+from acfd_deploy.fileio import atomic_path, sha256_file
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
 from acfd_deploy.runtime.registry import is_url
@@ -38,6 +38,7 @@ from acfd_deploy.tritonrepo.pbtxt import (
     e2e_config,
     end_to_end_config,
     engine_config,
+    pbtxt_string,
 )
 
 # the Python-backend models' source files, shipped as package data of acfd_deploy.serve
@@ -53,6 +54,28 @@ def write_text(path: Path, text: str) -> None:
     """A text file written atomically (a server reading the repository never sees half of it)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def copy_verified(artifact: Path, target: Path, recorded: str | None) -> str:
+    """``artifact`` copied byte for byte to ``target`` (atomically); its sha256, which must
+    be ``recorded`` (the one export.json holds) where there is one: a file that changed
+    after it was verified, or while it was copied, is removed again and refused."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(artifact, tmp)
+    digest = sha256_file(target)
+    if recorded is not None and recorded != digest:
+        target.unlink()
+        raise AcfdError(f"{artifact.name} does not match the sha256 in its export.json: it changed after it was verified")
+    return digest
+
+
+def stock_placement(platform: str, file: str, instances: int) -> tuple[list[str], str]:
+    """The config lines that say how the stock server runs a model file: its platform and
+    file, and its instance group. A plan runs on a GPU only; ONNX without a kind goes to the
+    GPUs where the server has them and to the CPU where it has none."""
+    head = [f"platform: {pbtxt_string(platform)}", f"default_model_filename: {pbtxt_string(file)}"]
+    group = f"{{ count: {instances} kind: KIND_GPU }}" if platform == "tensorrt_plan" else f"{{ count: {instances} }}"
+    return head, group
 
 
 def _write_python_model(repo: Path, name: str, source: str, config: str) -> None:

@@ -14,21 +14,20 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from acfd_deploy.errors import AcfdError
-from acfd_deploy.fileio import atomic_path, require_file, sha256_file
+from acfd_deploy.fileio import require_file
 from acfd_deploy.manifest import MANIFEST_VERSION, read_manifest
 from acfd_deploy.pipeline.detector import DEFAULT_SCALE
 from acfd_deploy.pipeline.preprocess import DEFAULT_MIN_SIZE
 from acfd_deploy.runtime.plan import PLAN_SUFFIXES, read_sidecar
 from acfd_deploy.tritonrepo.e2e_repo import e2e_facts, is_e2e_entry, write_e2e_model
 from acfd_deploy.tritonrepo.params import BLS_PREFIX, ModelParams
-from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, E2E, END_TO_END, ENGINE, engine_config, pbtxt_string
+from acfd_deploy.tritonrepo.pbtxt import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, E2E, END_TO_END, ENGINE, engine_config
 from acfd_deploy.tritonrepo.readme import repository_readme
-from acfd_deploy.tritonrepo.repository import check_common, fresh_dir, write_end_to_end, write_text
+from acfd_deploy.tritonrepo.repository import check_common, copy_verified, fresh_dir, stock_placement, write_end_to_end, write_text
 from acfd_deploy.tritonrepo.verified import recorded_sha
 
 
@@ -146,13 +145,7 @@ def write_model_repository(
     repo = Path(repo_dir)
     fresh_dir(repo, [ENGINE, END_TO_END, E2E])
 
-    target = repo / ENGINE / "1" / facts["file"]
-    with atomic_path(target) as tmp:
-        shutil.copyfile(artifact, tmp)
-    digest = sha256_file(target)
-    if recorded is not None and recorded != digest:  # changed while it was copied
-        target.unlink()
-        raise AcfdError(f"{artifact.name} does not match the sha256 in its export.json: it changed after it was verified")
+    digest = copy_verified(artifact, repo / ENGINE / "1" / facts["file"], recorded)
 
     plan = facts["platform"] == "tensorrt_plan"
     params = {"precision": facts["precision"], "min_size": str(facts["min_size"]), "source": artifact.name, "sha256": digest}
@@ -162,16 +155,15 @@ def write_model_repository(
     ]
     if plan:
         comment.append(f"Built with TensorRT {facts['tensorrt_version']} on {facts['gpu']}: it runs only there (see README.md).")
+    head, group = stock_placement(facts["platform"], facts["file"], instances)
     write_text(
         repo / ENGINE / "config.pbtxt",
         engine_config(
-            head=[f"platform: {pbtxt_string(facts['platform'])}", f"default_model_filename: {pbtxt_string(facts['file'])}"],
+            head=head,
             comment=comment,
             max_batch=batch,
             queue_delay_us=max_queue_delay_us,
-            # a plan runs on a GPU only; ONNX without a kind goes to the GPUs where the
-            # server has them and to the CPU where it has none
-            instance_group=f"{{ count: {instances} kind: KIND_GPU }}" if plan else f"{{ count: {instances} }}",
+            instance_group=group,
             params=params,
             warmup_hw=warmup_hw,
         ),

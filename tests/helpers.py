@@ -70,3 +70,42 @@ def write_calib(folder: Path, count: int = 6, size: tuple[int, int] = (180, 240)
 def beside(target: Path) -> list[str]:
     """What a run left next to ``target``: staging folders, old copies, its lock file."""
     return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
+
+
+# ---------------------------------------------------------------- servers
+
+
+def need_triton_server(allow_module_level: bool = False) -> None:
+    """Skip unless the Triton client, the bundled server and its stub's numpy are here
+    (the reason says what to install)."""
+    import pytest
+
+    from acfd_deploy.errors import AcfdError
+
+    pytest.importorskip("tritonclient.http", reason="tritonclient is not installed (pip install 'acfd-deploy[serve]')")
+    from acfd_deploy.serve.server import find_tritonserver
+    from acfd_deploy.serve.stubenv import stub_numpy_site
+
+    try:
+        find_tritonserver()
+        stub_numpy_site()
+    except AcfdError as exc:
+        pytest.skip(str(exc), allow_module_level=allow_module_level)
+
+
+def wait_http_ready(proc: Any, http: str, timeout: float, poll_s: float = 0.3) -> bool:
+    """Poll ``http://{http}/v2/health/ready`` until it answers 200 (True), ``proc`` exits or
+    ``timeout`` seconds pass (False)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://{http}/v2/health/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(poll_s)
+    return False

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import need_triton_server
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "serve_failover.py"
 
@@ -30,20 +32,6 @@ def _bench():  # noqa: ANN202
 
 
 bench = _bench()
-
-
-def _need_server() -> None:
-    from acfd_deploy.errors import AcfdError
-
-    pytest.importorskip("tritonclient.http", reason="tritonclient is not installed (pip install 'acfd-deploy[serve]')")
-    try:
-        from acfd_deploy.serve.server import find_tritonserver
-        from acfd_deploy.serve.stubenv import stub_numpy_site
-
-        find_tritonserver()
-        stub_numpy_site()
-    except AcfdError as exc:
-        pytest.skip(str(exc))
 
 
 def test_haproxy_config_checks_health_retries_elsewhere_and_stays_on_loopback(tmp_path: Path) -> None:
@@ -112,7 +100,7 @@ def test_two_replicas_behind_haproxy_lose_no_request(tmp_path: Path) -> None:
     included), every answer the in-process Detector's."""
     if bench.find_haproxy() is None:
         pytest.skip("haproxy is not installed (scripts/setup.sh --failover installs Debian's)")
-    _need_server()
+    need_triton_server()
     out = tmp_path / "failover"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--phase", "3", "--max-seconds", "240", "--out", str(out)],

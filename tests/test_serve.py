@@ -31,15 +31,10 @@ grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient is no
 
 import acfd_deploy  # noqa: E402
 from acfd_deploy.errors import AcfdError  # noqa: E402
-from acfd_deploy.serve.server import find_tritonserver, free_port  # noqa: E402
-from acfd_deploy.serve.stubenv import stub_numpy_site  # noqa: E402
-from tests.helpers import bomb_png, encoded  # noqa: E402
+from acfd_deploy.serve.server import free_port  # noqa: E402
+from tests.helpers import bomb_png, encoded, need_triton_server, wait_http_ready  # noqa: E402
 
-try:
-    find_tritonserver()
-    stub_numpy_site()
-except AcfdError as exc:  # the reason says what to install
-    pytest.skip(str(exc), allow_module_level=True)
+need_triton_server(allow_module_level=True)
 
 SCALE = (320, 430)  # a small test scale keeps the CPU time of the module low; the same for the reference
 STARTUP_S = 240.0
@@ -161,15 +156,8 @@ class Served:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=self.folder)
-        deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://{self.http}/v2/health/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
+        if wait_http_ready(self.proc, self.http, STARTUP_S, poll_s=0.5):
+            return
         self.stop()
         raise AssertionError(f"acfd-serve did not get ready:\n{self.log_tail()}")
 

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from acfd_deploy.fileio import sha256_file
 from acfd_deploy.pipeline.io import decode_image
 from acfd_deploy.runtime.registry import load_runner
 from acfd_deploy.serve.handlers import PixelsHandler, RequestError
-from tests.helpers import encoded
+from tests.helpers import encoded, need_triton_server, wait_http_ready
 
 SCALE = (320, 430)
 REPO_ROOT = Path(acfd_deploy.__file__).resolve().parents[1]
@@ -209,35 +208,15 @@ def test_pixel_handler_groups_sizes_and_answers_each_bad_request_alone(e2e_runne
 # ---------------------------------------------------------------- acfd-serve --model NAME.e2e.onnx
 
 
-def _server_ready() -> None:
-    pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed (pip install 'acfd-deploy[serve]')")
-    from acfd_deploy.serve.server import find_tritonserver
-    from acfd_deploy.serve.stubenv import stub_numpy_site
-
-    try:
-        find_tritonserver()
-        stub_numpy_site()
-    except AcfdError as exc:
-        pytest.skip(str(exc))
-
-
 def _wait_ready(proc: subprocess.Popen[bytes], http: str, log: Path, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://{http}/v2/health/ready", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"acfd-serve did not get ready:\n{log.read_text(errors='replace')[-3000:]}")
+    if not wait_http_ready(proc, http, timeout):
+        raise AssertionError(f"acfd-serve did not get ready:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def test_acfd_serve_runs_the_e2e_engine_and_fails_bad_requests_alone(
     export_dir: Path, scenes: list[np.ndarray], e2e_runner: Any, tmp_path: Path
 ) -> None:
-    _server_ready()
+    need_triton_server()
     import tritonclient.grpc as grpcclient
 
     from acfd_deploy.cli.serve import main as serve_main
